@@ -1,0 +1,1 @@
+//! Benchmark support for viommu (shared fixtures live here).

@@ -1,0 +1,1 @@
+//! The one generic lock-free cache (placeholder: being written).
