@@ -4,4 +4,19 @@
 #![deny(missing_docs)]
 
 pub mod cache;
+pub mod config;
+pub mod dma;
+pub mod fault;
+pub mod host;
+pub mod inval;
+pub mod memory;
+pub mod regs;
 pub mod spec;
+mod unit;
+
+pub use config::{Config, ConfigError};
+pub use dma::request::{Access, DmaError, DmaFault, DmaRequest, Mapping, SourceId, Translation};
+pub use host::{Host, InvalidationEvent, MsiMessage, NoHost};
+pub use memory::{GuestMemory, MemoryError};
+pub use spec::fault::FaultReason;
+pub use unit::{Unit, CONTEXT_CACHE_SLOTS, IOTLB_SLOTS};

@@ -34,6 +34,9 @@ impl FaultReason {
     pub const PAGING_ENTRY_RESERVED: Self = Self(0x0C);
     /// Dh: the context entry's TT field does not allow this request type.
     pub const TRANSLATION_TYPE_BLOCKED: Self = Self(0x0D);
+    /// 30h: the root table address register's translation table mode is not one this unit
+    /// supports (reserved, or scalable mode without ECAP.SMTS).
+    pub const ROOT_TABLE_MODE_INVALID: Self = Self(0x30);
 
     /// 20h: reserved bits set in a remappable interrupt request.
     pub const IR_REQUEST_RESERVED: Self = Self(0x20);
@@ -57,7 +60,7 @@ impl FaultReason {
     /// Faults found before a context entry could be read — root-table and context-table
     /// access errors and root-entry faults — are not qualified: there is no FPD to consult.
     pub const fn is_qualified(self) -> bool {
-        !matches!(self.0, 0x01 | 0x08 | 0x09 | 0x0A)
+        !matches!(self.0, 0x01 | 0x08 | 0x09 | 0x0A | 0x30)
     }
 
     /// Whether this is an interrupt-remapping fault (20h..=2Fh).
@@ -82,6 +85,7 @@ impl core::fmt::Debug for FaultReason {
             Self::CONTEXT_ENTRY_RESERVED => "CONTEXT_ENTRY_RESERVED",
             Self::PAGING_ENTRY_RESERVED => "PAGING_ENTRY_RESERVED",
             Self::TRANSLATION_TYPE_BLOCKED => "TRANSLATION_TYPE_BLOCKED",
+            Self::ROOT_TABLE_MODE_INVALID => "ROOT_TABLE_MODE_INVALID",
             Self::IR_REQUEST_RESERVED => "IR_REQUEST_RESERVED",
             Self::IR_INDEX_BEYOND_TABLE => "IR_INDEX_BEYOND_TABLE",
             Self::IRTE_NOT_PRESENT => "IRTE_NOT_PRESENT",

@@ -176,7 +176,7 @@ pub struct InvalidationWait {
     /// IF: interrupt flag — set ICS.IWC and raise the invalidation completion event.
     pub interrupt_flag: bool,
     /// SW: status write — write STATUS DATA to the status address.
-    pub sw: bool,
+    pub status_write: bool,
     /// FN: fence — later descriptors wait for earlier ones to complete.
     pub fence: bool,
     /// PD: page-request drain.
@@ -218,7 +218,7 @@ mod tests {
             qw: [
                 InvalidationWait::new()
                     .with_interrupt_flag(true)
-                    .with_sw(true)
+                    .with_status_write(true)
                     .with_fence(true)
                     .with_pd(true)
                     .with_status_data(u32::MAX)

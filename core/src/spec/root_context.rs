@@ -201,11 +201,17 @@ mod tests {
     fn root_entry_reserved_bits() {
         let mut bytes = [0u8; 16];
         bytes[0] = 1;
-        assert!(!RootEntry::read_from_bytes(&bytes).unwrap().has_reserved_bits());
+        assert!(!RootEntry::read_from_bytes(&bytes)
+            .unwrap()
+            .has_reserved_bits());
         bytes[1] = 0x02; // bit 9
-        assert!(RootEntry::read_from_bytes(&bytes).unwrap().has_reserved_bits());
+        assert!(RootEntry::read_from_bytes(&bytes)
+            .unwrap()
+            .has_reserved_bits());
         bytes[1] = 0;
         bytes[15] = 0x80;
-        assert!(RootEntry::read_from_bytes(&bytes).unwrap().has_reserved_bits());
+        assert!(RootEntry::read_from_bytes(&bytes)
+            .unwrap()
+            .has_reserved_bits());
     }
 }

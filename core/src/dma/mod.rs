@@ -1,0 +1,6 @@
+//! DMA remapping: request → context → IOTLB → page walk → mapping or fault.
+
+pub mod context;
+pub mod request;
+pub mod translate;
+pub mod walk;

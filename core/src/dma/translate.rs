@@ -1,0 +1,338 @@
+//! The translate path: the only code every DMA runs.
+//!
+//! On a hit it reads one atomic word of unit state, probes the context cache and the
+//! IOTLB, and returns — no lock, no allocation, no guest memory read. On a miss it
+//! resolves the context and walks the tables (pure functions), and caches the result
+//! unless an invalidation raced the walk.
+
+use core::sync::atomic::Ordering;
+
+use crate::dma::context::{resolve_context, ContextFault, DeviceContext};
+use crate::dma::request::{Access, DmaError, DmaFault, DmaRequest, Mapping, SourceId, Translation};
+use crate::dma::walk::{walk_second_level, Leaf, WalkError};
+use crate::fault::{record_fault, FaultInfo};
+use crate::host::Host;
+use crate::memory::GuestMemory;
+use crate::spec::fault::FaultReason;
+use crate::spec::registers::TranslationTableMode;
+use crate::spec::INTERRUPT_RANGE;
+use crate::unit::{Unit, DMA_STATE_TES, ENTRY_WORDS};
+
+/// How many times a walk that raced an invalidation is retried before its result is
+/// returned uncached.
+const WALK_ATTEMPTS: usize = 3;
+
+/// Page sizes probed in the IOTLB, most common first.
+const PAGE_SHIFTS: [u8; 3] = [12, 21, 30];
+
+/// Context-cache entries are all tagged with this domain: a domain-selective context
+/// invalidation flushes the (small, rarely invalidated) context cache whole.
+pub(crate) const CONTEXT_CACHE_DOMAIN: u16 = 0;
+
+const KEY_TAG: u64 = 1 << 20;
+
+/// The IOTLB key qword: domain, page size and a tag so that an all-zero slot never matches.
+pub(crate) fn iotlb_key(domain_id: u16, size_shift: u8) -> u64 {
+    u64::from(domain_id) | (u64::from(size_shift) << 24) | KEY_TAG
+}
+
+pub(crate) fn iotlb_hash(domain_id: u16, input_base: u64, size_shift: u8) -> u64 {
+    (input_base >> size_shift) ^ (u64::from(domain_id) << 40) ^ u64::from(size_shift)
+}
+
+pub(crate) fn context_key(source_id: u16) -> u64 {
+    u64::from(source_id) | KEY_TAG
+}
+
+fn encode_context(ctx: &DeviceContext) -> [u64; ENTRY_WORDS] {
+    match *ctx {
+        DeviceContext::Translated {
+            domain_id,
+            table,
+            levels,
+            fpd,
+        } => [
+            0,
+            u64::from(domain_id) | (u64::from(levels) << 16) | (u64::from(fpd) << 24),
+            table,
+            0,
+        ],
+        DeviceContext::PassThrough { domain_id, fpd } => [
+            0,
+            u64::from(domain_id) | (u64::from(fpd) << 24) | (1 << 25),
+            0,
+            0,
+        ],
+    }
+}
+
+fn decode_context(words: &[u64; ENTRY_WORDS]) -> DeviceContext {
+    let domain_id = (words[1] & 0xFFFF) as u16;
+    let fpd = words[1] & (1 << 24) != 0;
+    if words[1] & (1 << 25) != 0 {
+        DeviceContext::PassThrough { domain_id, fpd }
+    } else {
+        DeviceContext::Translated {
+            domain_id,
+            table: words[2],
+            levels: ((words[1] >> 16) & 0xFF) as u8,
+            fpd,
+        }
+    }
+}
+
+/// An identity mapping for untranslated traffic: 2 MiB pages, except 4 KiB around the
+/// interrupt range so a cached page never swallows it.
+fn identity_mapping(address: u64, domain_id: Option<u16>) -> Mapping {
+    let large_base = address & !((1 << 21) - 1);
+    let size_shift = if large_base == INTERRUPT_RANGE.start() & !((1 << 21) - 1) {
+        12
+    } else {
+        21
+    };
+    Mapping {
+        input_base: address & !((1u64 << size_shift) - 1),
+        output_base: address & !((1u64 << size_shift) - 1),
+        size_shift,
+        permissions: Access::READ_WRITE,
+        domain_id,
+    }
+}
+
+/// A mapping whose page overlaps the interrupt range is narrowed to the 4 KiB page asked
+/// for, so a VMM caching it never routes an interrupt write to memory.
+fn clip_around_interrupt_range(mut mapping: Mapping, address: u64) -> Mapping {
+    let end = mapping.input_base.saturating_add(mapping.size() - 1);
+    if mapping.size_shift > 12
+        && mapping.input_base <= *INTERRUPT_RANGE.end()
+        && end >= *INTERRUPT_RANGE.start()
+    {
+        let page = address & !0xFFF;
+        mapping.output_base += page - mapping.input_base;
+        mapping.input_base = page;
+        mapping.size_shift = 12;
+    }
+    mapping
+}
+
+fn permission_fault(needed: Access, granted: Access) -> Option<FaultReason> {
+    if needed.write() && !granted.write() {
+        Some(FaultReason::WRITE_NOT_PERMITTED)
+    } else if needed.read() && !granted.read() {
+        Some(FaultReason::READ_NOT_PERMITTED)
+    } else {
+        None
+    }
+}
+
+fn not_present_reason(access: Access) -> FaultReason {
+    if access.write() {
+        FaultReason::WRITE_NOT_PERMITTED
+    } else {
+        FaultReason::READ_NOT_PERMITTED
+    }
+}
+
+impl<M: GuestMemory, H: Host> Unit<M, H> {
+    /// Translate a DMA request.
+    ///
+    /// Callable from any thread at once. A fault is recorded in the fault registers (and
+    /// the fault event raised) as the spec says, and also returned.
+    pub fn translate(&self, request: &DmaRequest) -> Result<Translation, DmaError> {
+        if INTERRUPT_RANGE.contains(&request.address) {
+            // Writes here are interrupt requests; reads are unsupported requests (§3.14).
+            return if request.access == Access::WRITE {
+                Ok(Translation::Interrupt)
+            } else {
+                Err(DmaError::UnsupportedRequest)
+            };
+        }
+        if request.pasid.is_some() {
+            // Legacy mode has no PASID support (ECAP.PASID clear).
+            return Err(DmaError::UnsupportedRequest);
+        }
+        let state = self.dma_state.load(Ordering::Acquire);
+        if state & DMA_STATE_TES == 0 {
+            return Ok(Translation::Mapped(identity_mapping(request.address, None)));
+        }
+        if TranslationTableMode(((state >> 10) & 3) as u8) != TranslationTableMode::LEGACY {
+            return Err(self.fault(request, FaultReason::ROOT_TABLE_MODE_INVALID, false));
+        }
+        let root_table = state & !0xFFF;
+        let context = self
+            .device_context(root_table, request.source_id)
+            .map_err(|f| self.fault(request, f.reason, f.fpd))?;
+        let mapping = match context {
+            DeviceContext::PassThrough { domain_id, fpd } => {
+                if request.address >> self.config.guest_address_width != 0 {
+                    return Err(self.fault(request, FaultReason::ADDRESS_BEYOND_MGAW, fpd));
+                }
+                identity_mapping(request.address, Some(domain_id))
+            }
+            DeviceContext::Translated {
+                domain_id,
+                table,
+                levels,
+                fpd,
+            } => {
+                let mapping = self.second_level(request, domain_id, table, levels, fpd)?;
+                clip_around_interrupt_range(mapping, request.address)
+            }
+        };
+        Ok(Translation::Mapped(mapping))
+    }
+
+    /// The device's context, from the context cache or the tables.
+    fn device_context(
+        &self,
+        root_table: u64,
+        source_id: SourceId,
+    ) -> Result<DeviceContext, ContextFault> {
+        let key = context_key(source_id.0);
+        let hash = u64::from(source_id.0);
+        if let Some(words) = self
+            .context_cache
+            .lookup(CONTEXT_CACHE_DOMAIN, hash, |w| w[0] == key)
+        {
+            return Ok(decode_context(&words));
+        }
+        let mut attempts = 0;
+        loop {
+            let snap = self.context_cache.snapshot(CONTEXT_CACHE_DOMAIN);
+            let result = resolve_context(&self.memory, &self.config, root_table, source_id);
+            let Ok(context) = result else { return result };
+            let mut words = encode_context(&context);
+            words[0] = key;
+            attempts += 1;
+            if self
+                .context_cache
+                .insert(snap, hash, words, |w| w[0] == key)
+                || attempts >= WALK_ATTEMPTS
+            {
+                return result;
+            }
+        }
+    }
+
+    fn second_level(
+        &self,
+        request: &DmaRequest,
+        domain_id: u16,
+        table: u64,
+        levels: u8,
+        fpd: bool,
+    ) -> Result<Mapping, DmaError> {
+        let width = u32::from(self.config.guest_address_width).min(12 + 9 * u32::from(levels));
+        if request.address.checked_shr(width).unwrap_or(0) != 0 {
+            return Err(self.fault(request, FaultReason::ADDRESS_BEYOND_MGAW, fpd));
+        }
+        let mapping = match self.iotlb_lookup(domain_id, request.address) {
+            Some(mapping) => mapping,
+            None => self.walk_and_cache(request, domain_id, table, levels, fpd)?,
+        };
+        if let Some(reason) = permission_fault(request.access, mapping.permissions) {
+            return Err(self.fault(request, reason, fpd));
+        }
+        Ok(mapping)
+    }
+
+    fn iotlb_lookup(&self, domain_id: u16, address: u64) -> Option<Mapping> {
+        for size_shift in PAGE_SHIFTS {
+            let input_base = address & !((1u64 << size_shift) - 1);
+            let key = iotlb_key(domain_id, size_shift);
+            let hash = iotlb_hash(domain_id, input_base, size_shift);
+            if let Some(w) = self
+                .iotlb
+                .lookup(domain_id, hash, |w| w[0] == key && w[1] == input_base)
+            {
+                return Some(Mapping {
+                    input_base,
+                    output_base: w[2] & !0xFFF,
+                    size_shift,
+                    permissions: Access::from_bits((w[2] & 3) as u8),
+                    domain_id: Some(domain_id),
+                });
+            }
+        }
+        None
+    }
+
+    fn walk_and_cache(
+        &self,
+        request: &DmaRequest,
+        domain_id: u16,
+        table: u64,
+        levels: u8,
+        fpd: bool,
+    ) -> Result<Mapping, DmaError> {
+        let mut attempts = 0;
+        let leaf: Leaf = loop {
+            let snap = self.iotlb.snapshot(domain_id);
+            let found =
+                match walk_second_level(&self.memory, &self.config, table, levels, request.address)
+                {
+                    Ok(found) => found,
+                    Err(WalkError::NotPresent) => {
+                        return Err(self.fault(request, not_present_reason(request.access), fpd));
+                    }
+                    Err(WalkError::Fault(reason)) => return Err(self.fault(request, reason, fpd)),
+                };
+            let key = iotlb_key(domain_id, found.size_shift);
+            let hash = iotlb_hash(domain_id, found.input_base, found.size_shift);
+            let perms = Access::from_rw(found.read, found.write);
+            let words = [
+                key,
+                found.input_base,
+                found.output_base | u64::from(perms.bits()),
+                0,
+            ];
+            let base = found.input_base;
+            attempts += 1;
+            // A walk that raced an invalidation is not cached and is redone, so the
+            // result reflects the tables as they are after it.
+            if self
+                .iotlb
+                .insert(snap, hash, words, |w| w[0] == key && w[1] == base)
+                || attempts >= WALK_ATTEMPTS
+            {
+                break found;
+            }
+        };
+        Ok(Mapping {
+            input_base: leaf.input_base,
+            output_base: leaf.output_base,
+            size_shift: leaf.size_shift,
+            permissions: Access::from_rw(leaf.read, leaf.write),
+            domain_id: Some(domain_id),
+        })
+    }
+
+    /// Report a fault: record it unless FPD suppresses it, raise the fault event.
+    fn fault(&self, request: &DmaRequest, reason: FaultReason, fpd: bool) -> DmaError {
+        let mut recorded = false;
+        if !(fpd && reason.is_qualified()) {
+            let info = FaultInfo {
+                source_id: request.source_id.0,
+                reason,
+                address: request.address,
+                is_read: !request.access.write(),
+                pasid: request.pasid,
+            };
+            let msi = {
+                let mut state = self.state.lock();
+                let (ok, msi) = record_fault(&mut state.regs, &self.config, &info);
+                recorded = ok;
+                msi
+            };
+            if let Some(msi) = msi {
+                self.host.raise_msi(msi);
+            }
+        }
+        DmaError::Fault(DmaFault {
+            reason,
+            source_id: request.source_id,
+            address: request.address,
+            recorded,
+        })
+    }
+}
