@@ -3,12 +3,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "std")]
+extern crate std;
+
 pub mod cache;
 pub mod config;
 pub mod dma;
-pub mod fault;
+mod fault;
 pub mod host;
-pub mod inval;
+mod inval;
 pub mod memory;
 pub mod regs;
 pub mod spec;
@@ -20,3 +23,5 @@ pub use host::{Host, InvalidationEvent, MsiMessage, NoHost};
 pub use memory::{GuestMemory, MemoryError};
 pub use spec::fault::FaultReason;
 pub use unit::{Unit, CONTEXT_CACHE_SLOTS, IOTLB_SLOTS};
+#[cfg(feature = "testing")]
+pub mod testing;

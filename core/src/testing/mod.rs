@@ -1,0 +1,509 @@
+//! Test fixtures shared by the unit tests, the scenario tests, the benchmarks, the fuzzers
+//! and the demo (feature `testing`, which needs `std`).
+//!
+//! - [`TestMemory`]: guest memory backed by a byte vector; accesses outside it fail.
+//! - [`RecordingHost`]: a host that records every MSI and invalidation notice.
+//! - [`GuestTables`]: builds root, context and second-level tables in guest memory.
+//! - [`GuestDriver`]: programs the unit through MMIO the way Linux's intel-iommu driver
+//!   does — root table, queued invalidation, invalidations and waits, translation enable.
+
+use std::sync::{Mutex, RwLock};
+use std::vec::Vec;
+
+use crate::host::{Host, InvalidationEvent, MsiMessage};
+use crate::memory::{GuestMemory, MemoryError};
+use crate::spec::invalidation::{
+    ContextCacheInvalidate, DescriptorType, InterruptEntryCacheInvalidate, InvalidationWait,
+    IotlbInvalidateDescriptor,
+};
+use crate::spec::registers::{offset, GlobalCommand, InvalidateAddress};
+use crate::spec::root_context::{AddressWidth, TranslationType};
+use crate::unit::Unit;
+
+/// Guest memory backed by a vector of `size` bytes at guest-physical 0.
+pub struct TestMemory {
+    bytes: RwLock<Vec<u8>>,
+}
+
+impl TestMemory {
+    /// `size` bytes of zeroed memory.
+    pub fn new(size: usize) -> Self {
+        Self {
+            bytes: RwLock::new(vec![0; size]),
+        }
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.bytes.read().map(|b| b.len() as u64).unwrap_or(0)
+    }
+
+    /// Write a little-endian qword (test set-up; panics outside memory).
+    pub fn write_u64(&self, gpa: u64, value: u64) {
+        self.write(gpa, &value.to_le_bytes())
+            .expect("write_u64 inside test memory");
+    }
+
+    /// Read a little-endian qword (panics outside memory).
+    pub fn read_u64(&self, gpa: u64) -> u64 {
+        let mut b = [0u8; 8];
+        self.read(gpa, &mut b).expect("read_u64 inside test memory");
+        u64::from_le_bytes(b)
+    }
+
+    /// Read a little-endian dword (panics outside memory).
+    pub fn read_u32(&self, gpa: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.read(gpa, &mut b).expect("read_u32 inside test memory");
+        u32::from_le_bytes(b)
+    }
+
+    fn range(
+        &self,
+        gpa: u64,
+        len: usize,
+        size: usize,
+    ) -> Result<core::ops::Range<usize>, MemoryError> {
+        let start = usize::try_from(gpa).map_err(|_| MemoryError)?;
+        let end = start.checked_add(len).ok_or(MemoryError)?;
+        if end > size {
+            return Err(MemoryError);
+        }
+        Ok(start..end)
+    }
+}
+
+impl GuestMemory for TestMemory {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        let bytes = self.bytes.read().map_err(|_| MemoryError)?;
+        let range = self.range(gpa, buf.len(), bytes.len())?;
+        buf.copy_from_slice(&bytes[range]);
+        Ok(())
+    }
+
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
+        let mut bytes = self.bytes.write().map_err(|_| MemoryError)?;
+        let range = self.range(gpa, data.len(), bytes.len())?;
+        bytes[range].copy_from_slice(data);
+        Ok(())
+    }
+}
+
+/// A host that records what the unit tells it.
+#[derive(Default)]
+pub struct RecordingHost {
+    msis: Mutex<Vec<MsiMessage>>,
+    events: Mutex<Vec<InvalidationEvent>>,
+}
+
+impl RecordingHost {
+    /// A host with nothing recorded.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Take the MSIs recorded so far.
+    pub fn take_msis(&self) -> Vec<MsiMessage> {
+        std::mem::take(&mut *self.msis.lock().expect("msis lock"))
+    }
+    /// Take the invalidation notices recorded so far.
+    pub fn take_events(&self) -> Vec<InvalidationEvent> {
+        std::mem::take(&mut *self.events.lock().expect("events lock"))
+    }
+}
+
+impl Host for RecordingHost {
+    fn raise_msi(&self, msi: MsiMessage) {
+        self.msis.lock().expect("msis lock").push(msi);
+    }
+    fn invalidated(&self, event: InvalidationEvent) {
+        self.events.lock().expect("events lock").push(event);
+    }
+}
+
+/// Second-level permissions for [`GuestTables::map`].
+pub mod perm {
+    /// Read only.
+    pub const R: u64 = 1;
+    /// Write only.
+    pub const W: u64 = 2;
+    /// Read and write.
+    pub const RW: u64 = 3;
+}
+
+/// How a context entry is programmed.
+#[derive(Clone, Copy, Debug)]
+pub struct ContextSpec {
+    /// Domain id.
+    pub domain_id: u16,
+    /// Second-level table root (ignored for pass-through).
+    pub table: u64,
+    /// AW field.
+    pub address_width: AddressWidth,
+    /// TT field.
+    pub translation_type: TranslationType,
+    /// FPD bit.
+    pub fpd: bool,
+}
+
+impl ContextSpec {
+    /// A translated context of `domain_id` with a 4-level table at `table`.
+    pub fn translated(domain_id: u16, table: u64) -> Self {
+        Self {
+            domain_id,
+            table,
+            address_width: AddressWidth::AGAW_48,
+            translation_type: TranslationType::UNTRANSLATED,
+            fpd: false,
+        }
+    }
+    /// A pass-through context.
+    pub fn pass_through(domain_id: u16) -> Self {
+        Self {
+            domain_id,
+            table: 0,
+            address_width: AddressWidth::AGAW_48,
+            translation_type: TranslationType::PASS_THROUGH,
+            fpd: false,
+        }
+    }
+}
+
+/// Builds translation tables in guest memory with a bump page allocator.
+pub struct GuestTables<'m> {
+    memory: &'m TestMemory,
+    next_page: u64,
+    /// Guest-physical address of the root table.
+    pub root_table: u64,
+}
+
+/// Where [`GuestTables`] starts allocating pages.
+pub const TABLES_BASE: u64 = 0x10_0000;
+
+impl<'m> GuestTables<'m> {
+    /// Start allocating at [`TABLES_BASE`]; allocates the root table.
+    pub fn new(memory: &'m TestMemory) -> Self {
+        let mut tables = Self {
+            memory,
+            next_page: TABLES_BASE,
+            root_table: 0,
+        };
+        tables.root_table = tables.alloc_page();
+        tables
+    }
+
+    /// The memory the tables live in.
+    pub fn memory(&self) -> &'m TestMemory {
+        self.memory
+    }
+
+    /// A zeroed 4 KiB page.
+    pub fn alloc_page(&mut self) -> u64 {
+        let page = self.next_page;
+        self.next_page += 4096;
+        self.memory
+            .write(page, &[0u8; 4096])
+            .expect("page allocation inside test memory");
+        page
+    }
+
+    /// A new (empty) top-level second-level table.
+    pub fn new_domain_table(&mut self) -> u64 {
+        self.alloc_page()
+    }
+
+    /// The address of the context entry for `source_id`, creating its context table.
+    pub fn context_entry_address(&mut self, source_id: u16) -> u64 {
+        let bus = u64::from(source_id >> 8);
+        let root_entry = self.root_table + bus * 16;
+        let low = self.memory.read_u64(root_entry);
+        let table = if low & 1 == 0 {
+            let table = self.alloc_page();
+            self.memory.write_u64(root_entry, table | 1);
+            table
+        } else {
+            low & !0xFFF
+        };
+        table + u64::from(source_id & 0xFF) * 16
+    }
+
+    /// Program the context entry of `source_id`.
+    pub fn set_context(&mut self, source_id: u16, spec: ContextSpec) {
+        let entry = self.context_entry_address(source_id);
+        let low =
+            1 | (u64::from(spec.fpd) << 1) | (u64::from(spec.translation_type.0) << 2) | spec.table;
+        let high = u64::from(spec.address_width.0) | (u64::from(spec.domain_id) << 8);
+        self.memory.write_u64(entry + 8, high);
+        self.memory.write_u64(entry, low);
+    }
+
+    /// Clear the context entry of `source_id` (not present, FPD as given).
+    pub fn clear_context(&mut self, source_id: u16, fpd: bool) {
+        let entry = self.context_entry_address(source_id);
+        self.memory.write_u64(entry, u64::from(fpd) << 1);
+        self.memory.write_u64(entry + 8, 0);
+    }
+
+    /// The address of the entry mapping `iova` at `level` (creating tables above it).
+    pub fn entry_address(&mut self, table: u64, levels: u8, iova: u64, level: u8) -> u64 {
+        let mut table = table;
+        for l in (level + 1..=levels).rev() {
+            let shift = 12 + 9 * (u32::from(l) - 1);
+            let entry = table + ((iova >> shift) & 0x1FF) * 8;
+            let value = self.memory.read_u64(entry);
+            table = if value & 3 == 0 {
+                let next = self.alloc_page();
+                self.memory.write_u64(entry, next | perm::RW);
+                next
+            } else {
+                value & 0x000F_FFFF_FFFF_F000
+            };
+        }
+        let shift = 12 + 9 * (u32::from(level) - 1);
+        table + ((iova >> shift) & 0x1FF) * 8
+    }
+
+    /// Map `iova` → `gpa` with a page of `1 << size_shift` bytes (12, 21 or 30) in a
+    /// `levels`-level table.
+    pub fn map(&mut self, table: u64, levels: u8, iova: u64, gpa: u64, size_shift: u8, perms: u64) {
+        let level = (size_shift - 12) / 9 + 1;
+        let entry = self.entry_address(table, levels, iova, level);
+        let ps = if level > 1 { 1 << 7 } else { 0 };
+        self.memory.write_u64(entry, gpa | perms | ps);
+    }
+
+    /// Write a raw entry value at the place of `iova` at `level`.
+    pub fn set_entry(&mut self, table: u64, levels: u8, iova: u64, level: u8, value: u64) {
+        let entry = self.entry_address(table, levels, iova, level);
+        self.memory.write_u64(entry, value);
+    }
+
+    /// Remove the leaf mapping `iova` of `1 << size_shift` bytes.
+    pub fn unmap(&mut self, table: u64, levels: u8, iova: u64, size_shift: u8) {
+        self.set_entry(table, levels, iova, (size_shift - 12) / 9 + 1, 0);
+    }
+}
+
+/// Where [`GuestDriver`] keeps its invalidation queue and wait status.
+pub const QUEUE_BASE: u64 = 0x8_0000;
+/// The invalidation-wait status dword.
+pub const WAIT_STATUS: u64 = 0x7_F000;
+
+/// An error the driver saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverError {
+    /// The queue stopped with IQE (FSTS) — the head is on the bad descriptor.
+    QueueError,
+    /// A wait's status was not written.
+    WaitNotCompleted,
+}
+
+/// Programs a unit through MMIO the way Linux's intel-iommu driver does.
+pub struct GuestDriver<'u, M: GuestMemory, H: Host> {
+    /// The unit driven.
+    pub unit: &'u Unit<M, H>,
+    memory: &'u TestMemory,
+    /// Persistent GCMD bits the driver has enabled (Linux's `iommu->gcmd`).
+    pub gcmd: GlobalCommand,
+    tail: u64,
+    queue_bytes: u64,
+    wait_sequence: u32,
+}
+
+impl<'u, M: GuestMemory, H: Host> GuestDriver<'u, M, H> {
+    /// A driver for `unit`, whose guest memory is `memory`.
+    pub fn new(unit: &'u Unit<M, H>, memory: &'u TestMemory) -> Self {
+        Self {
+            unit,
+            memory,
+            gcmd: GlobalCommand::new(),
+            tail: 0,
+            queue_bytes: 4096,
+            wait_sequence: 0,
+        }
+    }
+
+    /// Read a 32-bit register.
+    pub fn read32(&self, offset: u64) -> u32 {
+        self.unit.mmio_read(offset, 4) as u32
+    }
+    /// Read a 64-bit register.
+    pub fn read64(&self, offset: u64) -> u64 {
+        self.unit.mmio_read(offset, 8)
+    }
+    /// Write a 32-bit register.
+    pub fn write32(&self, offset: u64, value: u32) {
+        self.unit.mmio_write(offset, 4, u64::from(value));
+    }
+    /// Write a 64-bit register.
+    pub fn write64(&self, offset: u64, value: u64) {
+        self.unit.mmio_write(offset, 8, value);
+    }
+
+    /// GSTS.
+    pub fn gsts(&self) -> GlobalCommand {
+        GlobalCommand::from_bits(self.read32(offset::GSTS))
+    }
+
+    /// Set the root table pointer (RTADDR, then GCMD.SRTP, then wait for RTPS).
+    pub fn set_root_table(&mut self, root_table: u64) {
+        self.write64(offset::RTADDR, root_table);
+        self.write32(offset::GCMD, self.gcmd.with_srtp(true).into_bits());
+        assert!(self.gsts().srtp(), "RTPS set after SRTP");
+    }
+
+    /// Enable queued invalidation with a 4 KiB queue at [`QUEUE_BASE`].
+    pub fn enable_queued_invalidation(&mut self) {
+        self.tail = 0;
+        self.write64(offset::IQT, 0);
+        self.write64(offset::IQA, QUEUE_BASE);
+        self.gcmd.set_qie(true);
+        self.write32(offset::GCMD, self.gcmd.into_bits());
+        assert!(self.gsts().qie(), "QIES set after QIE");
+    }
+
+    /// Put 128-bit descriptors in the queue and move the tail past them.
+    pub fn submit(&mut self, descriptors: &[[u64; 2]]) {
+        for d in descriptors {
+            self.memory.write_u64(QUEUE_BASE + self.tail, d[0]);
+            self.memory.write_u64(QUEUE_BASE + self.tail + 8, d[1]);
+            self.tail = (self.tail + 16) % self.queue_bytes;
+        }
+        self.write64(offset::IQT, self.tail);
+    }
+
+    /// Submit descriptors followed by an invalidation wait with status write, and check
+    /// the wait completed (as Linux's qi_submit_sync does).
+    pub fn submit_sync(&mut self, descriptors: &[[u64; 2]]) -> Result<(), DriverError> {
+        self.wait_sequence = self.wait_sequence.wrapping_add(1);
+        let mut all = descriptors.to_vec();
+        all.push(wait_descriptor(
+            true,
+            false,
+            true,
+            self.wait_sequence,
+            WAIT_STATUS,
+        ));
+        self.submit(&all);
+        if self.read32(offset::FSTS) & (1 << 4) != 0 {
+            return Err(DriverError::QueueError);
+        }
+        if self.memory.read_u32(WAIT_STATUS) != self.wait_sequence {
+            return Err(DriverError::WaitNotCompleted);
+        }
+        Ok(())
+    }
+
+    /// Global context-cache invalidation, queued.
+    pub fn invalidate_context_global(&mut self) -> Result<(), DriverError> {
+        self.submit_sync(&[context_descriptor(1, 0, 0, 0)])
+    }
+
+    /// Global IOTLB invalidation, queued.
+    pub fn invalidate_iotlb_global(&mut self) -> Result<(), DriverError> {
+        self.submit_sync(&[iotlb_descriptor(1, 0, 0, 0, false)])
+    }
+
+    /// Domain-selective IOTLB invalidation, queued.
+    pub fn invalidate_iotlb_domain(&mut self, domain_id: u16) -> Result<(), DriverError> {
+        self.submit_sync(&[iotlb_descriptor(2, domain_id, 0, 0, false)])
+    }
+
+    /// Page-selective IOTLB invalidation of 2^`am` pages at `address`, queued.
+    pub fn invalidate_iotlb_pages(
+        &mut self,
+        domain_id: u16,
+        address: u64,
+        am: u8,
+    ) -> Result<(), DriverError> {
+        self.submit_sync(&[iotlb_descriptor(3, domain_id, address, am, false)])
+    }
+
+    /// Enable DMA remapping (GCMD.TE).
+    pub fn enable_translation(&mut self) {
+        self.gcmd.set_te(true);
+        self.write32(offset::GCMD, self.gcmd.into_bits());
+        assert!(self.gsts().te(), "TES set after TE");
+    }
+
+    /// Linux's boot sequence: root table, queued invalidation, global context and IOTLB
+    /// invalidation, then translation on.
+    pub fn boot(&mut self, root_table: u64) {
+        self.set_root_table(root_table);
+        self.enable_queued_invalidation();
+        self.invalidate_context_global()
+            .expect("global context invalidation");
+        self.invalidate_iotlb_global()
+            .expect("global IOTLB invalidation");
+        self.enable_translation();
+    }
+}
+
+/// A context-cache invalidate descriptor.
+pub fn context_descriptor(
+    granularity: u8,
+    domain_id: u16,
+    source_id: u16,
+    function_mask: u8,
+) -> [u64; 2] {
+    let qw0 = ContextCacheInvalidate::new()
+        .with_g(granularity)
+        .with_did(domain_id)
+        .with_sid(source_id)
+        .with_fm(function_mask)
+        .into_bits()
+        | u64::from(DescriptorType::CONTEXT_CACHE.0);
+    [qw0, 0]
+}
+
+/// An IOTLB invalidate descriptor.
+pub fn iotlb_descriptor(
+    granularity: u8,
+    domain_id: u16,
+    address: u64,
+    am: u8,
+    ih: bool,
+) -> [u64; 2] {
+    let qw0 = IotlbInvalidateDescriptor::new()
+        .with_g(granularity)
+        .with_did(domain_id)
+        .with_dr(true)
+        .with_dw(true)
+        .into_bits()
+        | u64::from(DescriptorType::IOTLB.0);
+    let qw1 = InvalidateAddress::new()
+        .with_addr(address >> 12)
+        .with_am(am)
+        .with_ih(ih)
+        .into_bits();
+    [qw0, qw1]
+}
+
+/// An interrupt entry cache invalidate descriptor (`index` None: global).
+pub fn iec_descriptor(index: Option<(u16, u8)>) -> [u64; 2] {
+    let mut d = InterruptEntryCacheInvalidate::new();
+    if let Some((iidx, im)) = index {
+        d = d.with_g(true).with_iidx(iidx).with_im(im);
+    }
+    [
+        d.into_bits() | u64::from(DescriptorType::INTERRUPT_ENTRY_CACHE.0),
+        0,
+    ]
+}
+
+/// An invalidation wait descriptor.
+pub fn wait_descriptor(
+    status_write: bool,
+    interrupt: bool,
+    fence: bool,
+    data: u32,
+    address: u64,
+) -> [u64; 2] {
+    let qw0 = InvalidationWait::new()
+        .with_status_write(status_write)
+        .with_interrupt_flag(interrupt)
+        .with_fence(fence)
+        .with_status_data(data)
+        .into_bits()
+        | u64::from(DescriptorType::INVALIDATION_WAIT.0);
+    [qw0, address]
+}
