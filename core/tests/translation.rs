@@ -66,3 +66,295 @@ fn two_devices_in_two_domains_translate_through_their_own_tables() {
         FaultReason::WRITE_NOT_PERMITTED
     );
 }
+
+/// A unit booted with `config`, its tables, a driver, and a host — built per test.
+struct Rig {
+    mem: &'static TestMemory,
+    host: &'static RecordingHost,
+}
+
+impl Rig {
+    fn new() -> Self {
+        Self {
+            mem: Box::leak(Box::new(TestMemory::new(MEM))),
+            host: Box::leak(Box::new(RecordingHost::new())),
+        }
+    }
+}
+
+#[test]
+fn three_four_and_five_level_tables() {
+    for (mgaw, aw, levels) in [
+        (39, AddressWidth::AGAW_39, 3u8),
+        (48, AddressWidth::AGAW_39, 3),
+        (48, AddressWidth::AGAW_48, 4),
+        (57, AddressWidth::AGAW_57, 5),
+        (57, AddressWidth::AGAW_48, 4),
+    ] {
+        let rig = Rig::new();
+        let config = Config {
+            guest_address_width: mgaw,
+            ..Config::default()
+        };
+        let unit = Unit::new(config, rig.mem, rig.host).unwrap();
+        let mut tables = GuestTables::new(rig.mem);
+        let table = tables.new_domain_table();
+        // The highest page the width allows, and a low one.
+        let top = (1u64 << (12 + 9 * u32::from(levels))) - 0x1000;
+        tables.map(table, levels, top, 0x40_0000, 12, perm::RW);
+        tables.map(table, levels, 0x5000, 0x41_0000, 12, perm::RW);
+        tables.set_context(
+            DEV_A.0,
+            ContextSpec {
+                address_width: aw,
+                ..ContextSpec::translated(9, table)
+            },
+        );
+        GuestDriver::new(&unit, rig.mem).boot(tables.root_table);
+        let m = mapped(&unit, DmaRequest::read(DEV_A, top + 0x10));
+        assert_eq!(
+            m.translate(top + 0x10),
+            0x40_0010,
+            "mgaw {mgaw} levels {levels}"
+        );
+        assert_eq!(
+            mapped(&unit, DmaRequest::read(DEV_A, 0x5008)).translate(0x5008),
+            0x41_0008
+        );
+        // One page past the width is beyond the address width.
+        assert_eq!(
+            fault_of(&unit, DmaRequest::read(DEV_A, top + 0x1000)),
+            FaultReason::ADDRESS_BEYOND_MGAW,
+            "mgaw {mgaw} levels {levels}"
+        );
+    }
+}
+
+#[test]
+fn superpages_hit_for_every_address_inside_them() {
+    let rig = Rig::new();
+    let unit = Unit::new(Config::default(), rig.mem, rig.host).unwrap();
+    let mut tables = GuestTables::new(rig.mem);
+    let table = tables.new_domain_table();
+    tables.map(table, 4, 0x4000_0000, 0x8000_0000, 30, perm::RW);
+    tables.map(table, 4, 0x20_0000, 0x60_0000, 21, perm::R);
+    tables.set_context(DEV_A.0, ContextSpec::translated(3, table));
+    GuestDriver::new(&unit, rig.mem).boot(tables.root_table);
+
+    let gib = mapped(&unit, DmaRequest::write(DEV_A, 0x4000_1234));
+    assert_eq!(
+        (gib.input_base, gib.output_base, gib.size_shift),
+        (0x4000_0000, 0x8000_0000, 30)
+    );
+    let mib = mapped(&unit, DmaRequest::read(DEV_A, 0x2F_FFFF));
+    assert_eq!(
+        (mib.input_base, mib.output_base, mib.size_shift),
+        (0x20_0000, 0x60_0000, 21)
+    );
+
+    // Every other address inside the pages comes from the cache: no guest memory read.
+    let reads = rig.mem.reads();
+    for offset in [0u64, 0x1000, 0x12_3456, 0x3FFF_FFFF] {
+        let m = mapped(&unit, DmaRequest::read(DEV_A, 0x4000_0000 + offset));
+        assert_eq!(m.translate(0x4000_0000 + offset), 0x8000_0000 + offset);
+    }
+    for offset in [0u64, 0x8_0000, 0x1F_FFFF] {
+        assert_eq!(
+            mapped(&unit, DmaRequest::read(DEV_A, 0x20_0000 + offset))
+                .translate(0x20_0000 + offset),
+            0x60_0000 + offset
+        );
+    }
+    assert_eq!(rig.mem.reads(), reads, "IOTLB hits read no guest memory");
+}
+
+#[test]
+fn large_pages_are_reserved_when_not_advertised() {
+    let rig = Rig::new();
+    let config = Config {
+        large_pages_2m: false,
+        large_pages_1g: false,
+        ..Config::default()
+    };
+    let unit = Unit::new(config, rig.mem, rig.host).unwrap();
+    let mut tables = GuestTables::new(rig.mem);
+    let table = tables.new_domain_table();
+    tables.map(table, 4, 0x20_0000, 0x60_0000, 21, perm::RW);
+    tables.set_context(DEV_A.0, ContextSpec::translated(3, table));
+    GuestDriver::new(&unit, rig.mem).boot(tables.root_table);
+    assert_eq!(
+        fault_of(&unit, DmaRequest::read(DEV_A, 0x20_0000)),
+        FaultReason::PAGING_ENTRY_RESERVED
+    );
+}
+
+#[test]
+fn pass_through_context_maps_identity_and_names_the_domain() {
+    let rig = Rig::new();
+    let unit = Unit::new(Config::default(), rig.mem, rig.host).unwrap();
+    let mut tables = GuestTables::new(rig.mem);
+    tables.set_context(DEV_A.0, ContextSpec::pass_through(7));
+    GuestDriver::new(&unit, rig.mem).boot(tables.root_table);
+    let m = mapped(&unit, DmaRequest::write(DEV_A, 0x1234_5678));
+    assert_eq!(m.translate(0x1234_5678), 0x1234_5678);
+    assert_eq!(m.domain_id, Some(7));
+    assert_eq!(m.permissions, Access::READ_WRITE);
+}
+
+#[test]
+fn interrupt_range_writes_are_interrupts_and_reads_are_unsupported() {
+    let rig = Rig::new();
+    let unit = Unit::new(Config::default(), rig.mem, rig.host).unwrap();
+    for enabled in [false, true] {
+        if enabled {
+            let mut tables = GuestTables::new(rig.mem);
+            let table = tables.new_domain_table();
+            tables.set_context(DEV_A.0, ContextSpec::translated(1, table));
+            GuestDriver::new(&unit, rig.mem).boot(tables.root_table);
+        }
+        for addr in [0xFEE0_0000u64, 0xFEE0_1004, 0xFEEF_FFFC] {
+            assert_eq!(
+                unit.translate(&DmaRequest::write(DEV_A, addr)),
+                Ok(Translation::Interrupt)
+            );
+            assert_eq!(
+                unit.translate(&DmaRequest::read(DEV_A, addr)),
+                Err(DmaError::UnsupportedRequest)
+            );
+        }
+    }
+    // No fault was recorded for any of them.
+    assert_eq!(unit.mmio_read(offset::FSTS, 4) & 0b11, 0);
+}
+
+#[test]
+fn a_large_page_over_the_interrupt_range_is_returned_as_4k_pages() {
+    let rig = Rig::new();
+    let unit = Unit::new(Config::default(), rig.mem, rig.host).unwrap();
+    let mut tables = GuestTables::new(rig.mem);
+    let table = tables.new_domain_table();
+    tables.map(table, 4, 0xC000_0000, 0x1_0000_0000, 30, perm::RW);
+    tables.set_context(DEV_A.0, ContextSpec::translated(1, table));
+    GuestDriver::new(&unit, rig.mem).boot(tables.root_table);
+    let m = mapped(&unit, DmaRequest::read(DEV_A, 0xFED0_0123));
+    assert_eq!((m.input_base, m.size_shift), (0xFED0_0000, 12));
+    assert_eq!(m.translate(0xFED0_0123), 0x1_3ED0_0123);
+    let far = mapped(&unit, DmaRequest::read(DEV_A, 0xC000_0000));
+    assert_eq!(
+        far.size_shift, 12,
+        "any page of the large page containing the range is clipped"
+    );
+    // Untranslated pass-through also never hands out a page covering the range.
+    unit.reset();
+    let m = mapped(&unit, DmaRequest::read(DEV_A, 0xFEF0_0000));
+    assert_eq!(m.size_shift, 12);
+    assert_eq!(
+        mapped(&unit, DmaRequest::read(DEV_A, 0x4000_0000)).size_shift,
+        21
+    );
+}
+
+#[test]
+fn requests_with_pasid_are_unsupported_in_legacy_mode() {
+    let rig = Rig::new();
+    let unit = Unit::new(Config::default(), rig.mem, rig.host).unwrap();
+    let req = DmaRequest {
+        pasid: Some(1),
+        ..DmaRequest::read(DEV_A, 0x1000)
+    };
+    assert_eq!(unit.translate(&req), Err(DmaError::UnsupportedRequest));
+}
+
+#[test]
+fn disabling_translation_returns_to_pass_through_and_notifies_the_host() {
+    let rig = Rig::new();
+    let unit = Unit::new(Config::default(), rig.mem, rig.host).unwrap();
+    let mut tables = GuestTables::new(rig.mem);
+    let table = tables.new_domain_table();
+    tables.map(table, 4, 0x1000, 0x9000, 12, perm::RW);
+    tables.set_context(DEV_A.0, ContextSpec::translated(1, table));
+    let mut driver = GuestDriver::new(&unit, rig.mem);
+    driver.boot(tables.root_table);
+    assert_eq!(
+        mapped(&unit, DmaRequest::read(DEV_A, 0x1000)).output_base,
+        0x9000
+    );
+    rig.host.take_events();
+    driver.gcmd.set_te(false);
+    driver.write32(offset::GCMD, driver.gcmd.into_bits());
+    assert!(!driver.gsts().te());
+    assert_eq!(
+        mapped(&unit, DmaRequest::read(DEV_A, 0x1000)).translate(0x1000),
+        0x1000
+    );
+    assert!(rig
+        .host
+        .take_events()
+        .contains(&viommu::InvalidationEvent::IotlbGlobal));
+}
+
+#[test]
+fn device_tlb_contexts_translate_only_when_advertised() {
+    for device_tlb in [false, true] {
+        let rig = Rig::new();
+        let config = Config {
+            device_tlb,
+            ..Config::default()
+        };
+        let unit = Unit::new(config, rig.mem, rig.host).unwrap();
+        let mut tables = GuestTables::new(rig.mem);
+        let table = tables.new_domain_table();
+        tables.map(table, 4, 0x1000, 0x9000, 12, perm::RW);
+        tables.set_context(
+            DEV_A.0,
+            ContextSpec {
+                translation_type: TranslationType::ALL,
+                ..ContextSpec::translated(1, table)
+            },
+        );
+        GuestDriver::new(&unit, rig.mem).boot(tables.root_table);
+        let result = unit.translate(&DmaRequest::read(DEV_A, 0x1000));
+        if device_tlb {
+            assert!(matches!(result, Ok(Translation::Mapped(m)) if m.output_base == 0x9000));
+        } else {
+            assert!(
+                matches!(result, Err(DmaError::Fault(f)) if f.reason == FaultReason::CONTEXT_ENTRY_INVALID)
+            );
+        }
+    }
+}
+
+#[test]
+fn translate_is_callable_from_many_threads_at_once() {
+    let rig = Rig::new();
+    let unit = Unit::new(Config::default(), rig.mem, rig.host).unwrap();
+    let mut tables = GuestTables::new(rig.mem);
+    let table = tables.new_domain_table();
+    for page in 0..256u64 {
+        tables.map(
+            table,
+            4,
+            page << 12,
+            0x100_0000 + (page << 12),
+            12,
+            perm::RW,
+        );
+    }
+    tables.set_context(DEV_A.0, ContextSpec::translated(1, table));
+    GuestDriver::new(&unit, rig.mem).boot(tables.root_table);
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let unit = &unit;
+            s.spawn(move || {
+                for i in 0..20_000u64 {
+                    let page = (i * 7 + t) % 256;
+                    let m = mapped(unit, DmaRequest::read(DEV_A, page << 12 | 0x10));
+                    assert_eq!(
+                        m.translate(page << 12 | 0x10),
+                        0x100_0000 + (page << 12) + 0x10
+                    );
+                }
+            });
+        }
+    });
+}

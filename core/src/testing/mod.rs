@@ -7,6 +7,7 @@
 //! - [`GuestDriver`]: programs the unit through MMIO the way Linux's intel-iommu driver
 //!   does — root table, queued invalidation, invalidations and waits, translation enable.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::vec::Vec;
 
@@ -23,6 +24,7 @@ use crate::unit::Unit;
 /// Guest memory backed by a vector of `size` bytes at guest-physical 0.
 pub struct TestMemory {
     bytes: RwLock<Vec<u8>>,
+    reads: AtomicU64,
 }
 
 impl TestMemory {
@@ -30,7 +32,13 @@ impl TestMemory {
     pub fn new(size: usize) -> Self {
         Self {
             bytes: RwLock::new(vec![0; size]),
+            reads: AtomicU64::new(0),
         }
+    }
+
+    /// How many reads were made through [`GuestMemory::read`].
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Size in bytes.
@@ -75,6 +83,7 @@ impl TestMemory {
 
 impl GuestMemory for TestMemory {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let bytes = self.bytes.read().map_err(|_| MemoryError)?;
         let range = self.range(gpa, buf.len(), bytes.len())?;
         buf.copy_from_slice(&bytes[range]);
