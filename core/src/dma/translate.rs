@@ -133,39 +133,92 @@ fn not_present_reason(access: Access) -> FaultReason {
     }
 }
 
+/// Why the translate logic stopped, before the fault is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Blocked {
+    /// A remapping fault, with the FPD that applies to it.
+    Fault(FaultReason, bool),
+    /// Completed as Unsupported Request; never recorded.
+    Unsupported,
+}
+
+impl From<ContextFault> for Blocked {
+    fn from(f: ContextFault) -> Self {
+        Self::Fault(f.reason, f.fpd)
+    }
+}
+
+/// Whether the translate logic may use and fill the caches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caching {
+    Use,
+    Bypass,
+}
+
 impl<M: GuestMemory, H: Host> Unit<M, H> {
     /// Translate a DMA request.
     ///
     /// Callable from any thread at once. A fault is recorded in the fault registers (and
     /// the fault event raised) as the spec says, and also returned.
     pub fn translate(&self, request: &DmaRequest) -> Result<Translation, DmaError> {
+        self.translate_with(request, Caching::Use)
+            .map_err(|blocked| match blocked {
+                Blocked::Fault(reason, fpd) => self.fault(request, reason, fpd),
+                Blocked::Unsupported => DmaError::UnsupportedRequest,
+            })
+    }
+
+    /// Translate without the caches and without recording faults: every table is read
+    /// from guest memory as it is now. The reference the cached path is tested against;
+    /// also useful to a VMM that wants to look without side effects.
+    pub fn translate_uncached(&self, request: &DmaRequest) -> Result<Translation, DmaError> {
+        self.translate_with(request, Caching::Bypass)
+            .map_err(|blocked| match blocked {
+                Blocked::Fault(reason, _) => DmaError::Fault(DmaFault {
+                    reason,
+                    source_id: request.source_id,
+                    address: request.address,
+                    recorded: false,
+                }),
+                Blocked::Unsupported => DmaError::UnsupportedRequest,
+            })
+    }
+
+    fn translate_with(
+        &self,
+        request: &DmaRequest,
+        caching: Caching,
+    ) -> Result<Translation, Blocked> {
         if INTERRUPT_RANGE.contains(&request.address) {
             // Writes here are interrupt requests; reads are unsupported requests (§3.14).
             return if request.access == Access::WRITE {
                 Ok(Translation::Interrupt)
             } else {
-                Err(DmaError::UnsupportedRequest)
+                Err(Blocked::Unsupported)
             };
         }
         if request.pasid.is_some() {
             // Legacy mode has no PASID support (ECAP.PASID clear).
-            return Err(DmaError::UnsupportedRequest);
+            return Err(Blocked::Unsupported);
         }
         let state = self.dma_state.load(Ordering::Acquire);
         if state & DMA_STATE_TES == 0 {
             return Ok(Translation::Mapped(identity_mapping(request.address, None)));
         }
         if TranslationTableMode(((state >> 10) & 3) as u8) != TranslationTableMode::LEGACY {
-            return Err(self.fault(request, FaultReason::ROOT_TABLE_MODE_INVALID, false));
+            return Err(Blocked::Fault(FaultReason::ROOT_TABLE_MODE_INVALID, false));
         }
         let root_table = state & !0xFFF;
-        let context = self
-            .device_context(root_table, request.source_id)
-            .map_err(|f| self.fault(request, f.reason, f.fpd))?;
+        let context = match caching {
+            Caching::Use => self.device_context(root_table, request.source_id)?,
+            Caching::Bypass => {
+                resolve_context(&self.memory, &self.config, root_table, request.source_id)?
+            }
+        };
         let mapping = match context {
             DeviceContext::PassThrough { domain_id, fpd } => {
                 if request.address >> self.config.guest_address_width != 0 {
-                    return Err(self.fault(request, FaultReason::ADDRESS_BEYOND_MGAW, fpd));
+                    return Err(Blocked::Fault(FaultReason::ADDRESS_BEYOND_MGAW, fpd));
                 }
                 identity_mapping(request.address, Some(domain_id))
             }
@@ -175,7 +228,29 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
                 levels,
                 fpd,
             } => {
-                let mapping = self.second_level(request, domain_id, table, levels, fpd)?;
+                let width =
+                    u32::from(self.config.guest_address_width).min(12 + 9 * u32::from(levels));
+                if request.address.checked_shr(width).unwrap_or(0) != 0 {
+                    return Err(Blocked::Fault(FaultReason::ADDRESS_BEYOND_MGAW, fpd));
+                }
+                let cached = match caching {
+                    Caching::Use => self.iotlb_lookup(domain_id, request.address),
+                    Caching::Bypass => None,
+                };
+                let mapping = match cached {
+                    Some(mapping) => mapping,
+                    None => self
+                        .walk(request.address, domain_id, table, levels, caching)
+                        .map_err(|e| match e {
+                            WalkError::NotPresent => {
+                                Blocked::Fault(not_present_reason(request.access), fpd)
+                            }
+                            WalkError::Fault(reason) => Blocked::Fault(reason, fpd),
+                        })?,
+                };
+                if let Some(reason) = permission_fault(request.access, mapping.permissions) {
+                    return Err(Blocked::Fault(reason, fpd));
+                }
                 clip_around_interrupt_range(mapping, request.address)
             }
         };
@@ -204,6 +279,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             let mut words = encode_context(&context);
             words[0] = key;
             attempts += 1;
+            // A resolution that raced an invalidation is not cached and is redone.
             if self
                 .context_cache
                 .insert(snap, hash, words, |w| w[0] == key)
@@ -212,28 +288,6 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
                 return result;
             }
         }
-    }
-
-    fn second_level(
-        &self,
-        request: &DmaRequest,
-        domain_id: u16,
-        table: u64,
-        levels: u8,
-        fpd: bool,
-    ) -> Result<Mapping, DmaError> {
-        let width = u32::from(self.config.guest_address_width).min(12 + 9 * u32::from(levels));
-        if request.address.checked_shr(width).unwrap_or(0) != 0 {
-            return Err(self.fault(request, FaultReason::ADDRESS_BEYOND_MGAW, fpd));
-        }
-        let mapping = match self.iotlb_lookup(domain_id, request.address) {
-            Some(mapping) => mapping,
-            None => self.walk_and_cache(request, domain_id, table, levels, fpd)?,
-        };
-        if let Some(reason) = permission_fault(request.access, mapping.permissions) {
-            return Err(self.fault(request, reason, fpd));
-        }
-        Ok(mapping)
     }
 
     fn iotlb_lookup(&self, domain_id: u16, address: u64) -> Option<Mapping> {
@@ -257,26 +311,23 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         None
     }
 
-    fn walk_and_cache(
+    /// Walk the tables; with caching, insert the leaf unless an invalidation raced the
+    /// walk, in which case walk again so the result reflects the tables after it.
+    fn walk(
         &self,
-        request: &DmaRequest,
+        address: u64,
         domain_id: u16,
         table: u64,
         levels: u8,
-        fpd: bool,
-    ) -> Result<Mapping, DmaError> {
+        caching: Caching,
+    ) -> Result<Mapping, WalkError> {
         let mut attempts = 0;
         let leaf: Leaf = loop {
             let snap = self.iotlb.snapshot(domain_id);
-            let found =
-                match walk_second_level(&self.memory, &self.config, table, levels, request.address)
-                {
-                    Ok(found) => found,
-                    Err(WalkError::NotPresent) => {
-                        return Err(self.fault(request, not_present_reason(request.access), fpd));
-                    }
-                    Err(WalkError::Fault(reason)) => return Err(self.fault(request, reason, fpd)),
-                };
+            let found = walk_second_level(&self.memory, &self.config, table, levels, address)?;
+            if caching == Caching::Bypass {
+                break found;
+            }
             let key = iotlb_key(domain_id, found.size_shift);
             let hash = iotlb_hash(domain_id, found.input_base, found.size_shift);
             let perms = Access::from_rw(found.read, found.write);
@@ -288,8 +339,6 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             ];
             let base = found.input_base;
             attempts += 1;
-            // A walk that raced an invalidation is not cached and is redone, so the
-            // result reflects the tables as they are after it.
             if self
                 .iotlb
                 .insert(snap, hash, words, |w| w[0] == key && w[1] == base)

@@ -11,13 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::vec::Vec;
 
+use crate::dma::request::{DmaError, DmaFault, DmaRequest, Mapping, Translation};
 use crate::host::{Host, InvalidationEvent, MsiMessage};
 use crate::memory::{GuestMemory, MemoryError};
 use crate::spec::invalidation::{
     ContextCacheInvalidate, DescriptorType, InterruptEntryCacheInvalidate, InvalidationWait,
     IotlbInvalidateDescriptor,
 };
-use crate::spec::registers::{offset, GlobalCommand, InvalidateAddress};
+use crate::spec::registers::{
+    offset, FaultRecordHigh, FaultRecordLow, FaultStatus, GlobalCommand, InvalidateAddress,
+};
 use crate::spec::root_context::{AddressWidth, TranslationType};
 use crate::unit::Unit;
 
@@ -200,6 +203,16 @@ impl<'m> GuestTables<'m> {
         tables
     }
 
+    /// Tables already in memory with their root at `root_table` (for inspecting them;
+    /// allocating through it is not supported).
+    pub fn new_at(memory: &'m TestMemory, root_table: u64) -> Self {
+        Self {
+            memory,
+            next_page: u64::MAX,
+            root_table,
+        }
+    }
+
     /// The memory the tables live in.
     pub fn memory(&self) -> &'m TestMemory {
         self.memory
@@ -362,9 +375,20 @@ impl<'u, M: GuestMemory, H: Host> GuestDriver<'u, M, H> {
 
     /// Enable queued invalidation with a 4 KiB queue at [`QUEUE_BASE`].
     pub fn enable_queued_invalidation(&mut self) {
+        self.enable_queued_invalidation_sized(0);
+    }
+
+    /// Enable queued invalidation with a queue of 2^`qs` 4 KiB pages (IQA.QS, at most 7)
+    /// at [`QUEUE_BASE`].
+    pub fn enable_queued_invalidation_sized(&mut self, qs: u8) {
+        assert!(
+            qs <= 7,
+            "IQA.QS is at most 7 here (the queue must fit below the tables)"
+        );
         self.tail = 0;
+        self.queue_bytes = 4096 << qs;
         self.write64(offset::IQT, 0);
-        self.write64(offset::IQA, QUEUE_BASE);
+        self.write64(offset::IQA, QUEUE_BASE | u64::from(qs));
         self.gcmd.set_qie(true);
         self.write32(offset::GCMD, self.gcmd.into_bits());
         assert!(self.gsts().qie(), "QIES set after QIE");
@@ -515,4 +539,86 @@ pub fn wait_descriptor(
         .into_bits()
         | u64::from(DescriptorType::INVALIDATION_WAIT.0);
     [qw0, address]
+}
+
+/// Fault-handling and queue-inspection helpers, as Linux's `dmar_fault` and
+/// `qi_check_fault` read the registers.
+impl<M: GuestMemory, H: Host> GuestDriver<'_, M, H> {
+    /// Where the next submitted descriptor goes (byte offset in the queue).
+    pub fn tail(&self) -> u64 {
+        self.tail
+    }
+
+    /// FSTS.
+    pub fn fsts(&self) -> FaultStatus {
+        FaultStatus::from_bits(self.read32(offset::FSTS))
+    }
+
+    /// Fault recording register `index`, read through MMIO as two qwords.
+    pub fn fault_record(&self, index: usize) -> (FaultRecordLow, FaultRecordHigh) {
+        let base = offset::FRCD + 16 * index as u64;
+        (
+            FaultRecordLow::from_bits(self.read64(base)),
+            FaultRecordHigh::from_bits(self.read64(base + 8)),
+        )
+    }
+
+    /// Clear fault record `index` the way Linux does: write 1 to F (bit 31 of its last dword).
+    pub fn clear_fault_record(&self, index: usize) {
+        self.write32(offset::FRCD + 16 * index as u64 + 12, 1 << 31);
+    }
+}
+
+/// Translate `request`, which must map to memory; returns the mapping.
+pub fn expect_mapping<M: GuestMemory, H: Host>(unit: &Unit<M, H>, request: DmaRequest) -> Mapping {
+    match unit.translate(&request) {
+        Ok(Translation::Mapped(m)) => m,
+        other => panic!("expected a mapping for {request:?}, got {other:?}"),
+    }
+}
+
+/// Translate `request`, which must fault; returns the fault.
+pub fn expect_fault<M: GuestMemory, H: Host>(unit: &Unit<M, H>, request: DmaRequest) -> DmaFault {
+    match unit.translate(&request) {
+        Err(DmaError::Fault(f)) => f,
+        other => panic!("expected a fault for {request:?}, got {other:?}"),
+    }
+}
+
+/// A small deterministic pseudo-random generator (xorshift64) for sweep and garbage tests.
+#[derive(Clone, Debug)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator seeded with `seed` (zero is replaced: xorshift never leaves 0).
+    pub fn new(seed: u64) -> Self {
+        Self(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// A value in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Fill `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
 }
