@@ -12,6 +12,7 @@ pub mod dma;
 mod fault;
 pub mod host;
 mod inval;
+pub mod irq;
 pub mod memory;
 pub mod regs;
 pub mod spec;
@@ -20,8 +21,12 @@ mod unit;
 pub use config::{Config, ConfigError};
 pub use dma::request::{Access, DmaError, DmaFault, DmaRequest, Mapping, SourceId, Translation};
 pub use host::{Host, InvalidationEvent, MsiMessage, NoHost};
+pub use irq::{
+    Interrupt, InterruptError, InterruptFault, InterruptRequest, PostOutcome, PostedInterrupt,
+    RemappedInterrupt,
+};
 pub use memory::{GuestMemory, MemoryError};
 pub use spec::fault::FaultReason;
-pub use unit::{Unit, CONTEXT_CACHE_SLOTS, IOTLB_SLOTS};
+pub use unit::{Unit, CONTEXT_CACHE_SLOTS, IEC_SLOTS, IOTLB_SLOTS};
 #[cfg(feature = "testing")]
 pub mod testing;

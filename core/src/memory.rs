@@ -28,6 +28,28 @@ pub trait GuestMemory: Sync {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
     /// Write `data` at guest-physical address `gpa`.
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError>;
+
+    /// Replace the little-endian qword at `gpa` with `new` if it holds `current`:
+    /// `Ok(Ok(current))` when replaced, `Ok(Err(actual))` when it held `actual`.
+    ///
+    /// Used for updates the guest may race (posting interrupts). The default reads then
+    /// writes, which is atomic only if the guest is not running meanwhile; embedders whose
+    /// vCPUs run concurrently should implement it with a real compare-exchange.
+    fn compare_exchange_u64(
+        &self,
+        gpa: u64,
+        current: u64,
+        new: u64,
+    ) -> Result<Result<u64, u64>, MemoryError> {
+        let mut bytes = [0u8; 8];
+        self.read(gpa, &mut bytes)?;
+        let actual = u64::from_le_bytes(bytes);
+        if actual != current {
+            return Ok(Err(actual));
+        }
+        self.write(gpa, &new.to_le_bytes())?;
+        Ok(Ok(actual))
+    }
 }
 
 impl<T: GuestMemory + ?Sized> GuestMemory for &T {
@@ -36,6 +58,14 @@ impl<T: GuestMemory + ?Sized> GuestMemory for &T {
     }
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
         (**self).write(gpa, data)
+    }
+    fn compare_exchange_u64(
+        &self,
+        gpa: u64,
+        current: u64,
+        new: u64,
+    ) -> Result<Result<u64, u64>, MemoryError> {
+        (**self).compare_exchange_u64(gpa, current, new)
     }
 }
 

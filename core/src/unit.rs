@@ -12,6 +12,7 @@ use crate::cache::SeqCache;
 use crate::config::{Config, ConfigError};
 use crate::fault;
 use crate::host::{Host, InvalidationEvent, MsiMessage};
+use crate::irq::{IR_STATE_CFIS, IR_STATE_IRES, IR_STATE_IRTA_MASK};
 use crate::memory::GuestMemory;
 use crate::regs::{Command, RegisterFile};
 use crate::spec::registers::{GlobalCommand, RootTableAddress};
@@ -20,6 +21,8 @@ use crate::spec::registers::{GlobalCommand, RootTableAddress};
 pub const IOTLB_SLOTS: usize = 4096;
 /// Slots in the context cache.
 pub const CONTEXT_CACHE_SLOTS: usize = 1024;
+/// Slots in the interrupt entry cache.
+pub const IEC_SLOTS: usize = 1024;
 
 /// Qwords per cache entry: a key qword, the input page, the output page with
 /// permissions, and a spare.
@@ -78,6 +81,10 @@ pub struct Unit<M: GuestMemory, H: Host> {
     pub(crate) dma_state: AtomicU64,
     pub(crate) context_cache: SeqCache<ENTRY_WORDS, CONTEXT_CACHE_SLOTS>,
     pub(crate) iotlb: SeqCache<ENTRY_WORDS, IOTLB_SLOTS>,
+    /// The fast-path view of interrupt remapping: IRTA as latched by SIRTP, IRES, CFIS.
+    pub(crate) ir_state: AtomicU64,
+    /// The interrupt entry cache.
+    pub(crate) iec: SeqCache<ENTRY_WORDS, IEC_SLOTS>,
 }
 
 impl<M: GuestMemory, H: Host> Unit<M, H> {
@@ -94,6 +101,8 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             dma_state: AtomicU64::new(0),
             context_cache: SeqCache::new(),
             iotlb: SeqCache::new(),
+            ir_state: AtomicU64::new(0),
+            iec: SeqCache::new(),
         })
     }
 
@@ -118,8 +127,10 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         let mut state = self.state.lock();
         state.regs = RegisterFile::new();
         self.dma_state.store(0, Ordering::Release);
+        self.ir_state.store(0, Ordering::Release);
         self.context_cache.invalidate_all();
         self.iotlb.invalidate_all();
+        self.iec.invalidate_all();
     }
 
     /// Read `size` bytes (4 or 8, naturally aligned) at `offset` in the register window.
@@ -222,18 +233,32 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         if config.interrupt_remapping {
             if gcmd.sirtp() {
                 regs.gsts.set_sirtp(true);
-                self.set_interrupt_remap_table(regs, out);
+                let latched = regs.irta & IR_STATE_IRTA_MASK;
+                let flags = self.ir_state.load(Ordering::Relaxed) & (IR_STATE_IRES | IR_STATE_CFIS);
+                self.ir_state.store(latched | flags, Ordering::Release);
+                self.flush_interrupt_entries(None);
+                out.event(InvalidationEvent::InterruptEntriesGlobal);
             }
-            regs.gsts.set_ire(gcmd.ire());
+            if gcmd.ire() != regs.gsts.ire() {
+                regs.gsts.set_ire(gcmd.ire());
+                self.set_ir_state_flag(IR_STATE_IRES, gcmd.ire());
+                // Entries cached while remapping was off must not outlive a re-enable.
+                self.flush_interrupt_entries(None);
+                out.event(InvalidationEvent::InterruptEntriesGlobal);
+            }
             regs.gsts.set_cfi(gcmd.cfi());
+            self.set_ir_state_flag(IR_STATE_CFIS, gcmd.cfi());
         }
         // WBF completes at once: WBFS never reads as set. SFL/EAFL: no advanced logging.
         run_queue
     }
 
-    /// SIRTP: latch IRTA and flush the interrupt entry cache.
-    fn set_interrupt_remap_table(&self, _regs: &mut RegisterFile, out: &mut Outbox) {
-        out.event(InvalidationEvent::InterruptEntriesGlobal);
+    fn set_ir_state_flag(&self, flag: u64, on: bool) {
+        if on {
+            self.ir_state.fetch_or(flag, Ordering::AcqRel);
+        } else {
+            self.ir_state.fetch_and(!flag, Ordering::AcqRel);
+        }
     }
 
     /// Translation structures changed wholesale (SRTP, TE): nothing cached survives.

@@ -80,7 +80,11 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             }
             IotlbGranularity::PAGE => {
                 let am = address.am();
-                let start = (address.addr() << 12) & !((1u64 << (12 + u32::from(am.min(52)))) - 1);
+                // 2^AM pages from ADDR, aligned to their size; AM ≥ 52 spans every address.
+                let span = 1u64
+                    .checked_shl(12 + u32::from(am))
+                    .map_or(u64::MAX, |size| size - 1);
+                let start = (address.addr() << 12) & !span;
                 self.invalidate_iotlb_pages(domain_id, start, am);
                 out.event(InvalidationEvent::IotlbPages {
                     domain_id,
@@ -155,6 +159,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
 
     /// Interrupt entry cache invalidation: global, or 2^`index_mask` entries at `index`.
     pub(crate) fn invalidate_interrupt_entries(&self, index: Option<(u16, u8)>, out: &mut Outbox) {
+        self.flush_interrupt_entries(index);
         out.event(match index {
             None => InvalidationEvent::InterruptEntriesGlobal,
             Some((index, index_mask)) => InvalidationEvent::InterruptEntries { index, index_mask },

@@ -57,10 +57,15 @@ impl FaultReason {
 
     /// Whether fault processing disable (FPD) can suppress this fault (§7.1.3 "qualified").
     ///
-    /// Faults found before a context entry could be read — root-table and context-table
-    /// access errors and root-entry faults — are not qualified: there is no FPD to consult.
+    /// Faults found before the entry holding FPD could be read are not qualified: root
+    /// faults and table access errors for DMA; malformed requests, indices beyond the
+    /// table, IRTE access errors and blocked compatibility-format interrupts for
+    /// interrupt remapping.
     pub const fn is_qualified(self) -> bool {
-        !matches!(self.0, 0x01 | 0x08 | 0x09 | 0x0A | 0x30)
+        !matches!(
+            self.0,
+            0x01 | 0x08 | 0x09 | 0x0A | 0x30 | 0x20 | 0x21 | 0x23 | 0x25
+        )
     }
 
     /// Whether this is an interrupt-remapping fault (20h..=2Fh).

@@ -16,6 +16,7 @@
 
 pub mod fault;
 pub mod invalidation;
+pub mod irte;
 pub mod pte;
 pub mod registers;
 pub mod root_context;

@@ -15,11 +15,12 @@ use crate::dma::request::{DmaError, DmaFault, DmaRequest, Mapping, Translation};
 use crate::host::{Host, InvalidationEvent, MsiMessage};
 use crate::memory::{GuestMemory, MemoryError};
 use crate::spec::invalidation::{
-    ContextCacheInvalidate, DescriptorType, InterruptEntryCacheInvalidate, InvalidationWait,
-    IotlbInvalidateDescriptor,
+    ContextCacheInvalidate, DescriptorType, DeviceTlbInvalidate, DeviceTlbInvalidateAddress,
+    InterruptEntryCacheInvalidate, InvalidationWait, IotlbInvalidateDescriptor,
 };
 use crate::spec::registers::{
-    offset, FaultRecordHigh, FaultRecordLow, FaultStatus, GlobalCommand, InvalidateAddress,
+    offset, ContextCommand, FaultRecordHigh, FaultRecordLow, FaultStatus, GlobalCommand,
+    InvalidateAddress, IotlbInvalidate,
 };
 use crate::spec::root_context::{AddressWidth, TranslationType};
 use crate::unit::Unit;
@@ -458,6 +459,37 @@ impl<'u, M: GuestMemory, H: Host> GuestDriver<'u, M, H> {
         assert!(self.gsts().te(), "TES set after TE");
     }
 
+    /// Write an IRTE into the table at `table`.
+    pub fn set_irte(&self, table: u64, index: u16, irte: &IrteSpec) {
+        let [low, high] = irte.encode();
+        self.memory
+            .write_u64(table + u64::from(index) * 16 + 8, high);
+        self.memory.write_u64(table + u64::from(index) * 16, low);
+    }
+
+    /// Linux's interrupt remapping enable: IRTA (2^(size+1) entries, EIME as given),
+    /// SIRTP, a global IEC invalidation, then IRE with compatibility format blocked.
+    pub fn enable_interrupt_remapping(&mut self, table: u64, size: u8, eime: bool) {
+        self.write64(
+            offset::IRTA,
+            table | (u64::from(eime) << 11) | u64::from(size & 0xF),
+        );
+        self.write32(offset::GCMD, self.gcmd.with_sirtp(true).into_bits());
+        assert!(self.gsts().sirtp(), "IRTPS set after SIRTP");
+        self.submit_sync(&[iec_descriptor(None)])
+            .expect("global IEC invalidation");
+        self.gcmd.set_cfi(false);
+        self.gcmd.set_ire(true);
+        self.write32(offset::GCMD, self.gcmd.into_bits());
+        assert!(self.gsts().ire(), "IRES set after IRE");
+    }
+
+    /// Set or clear GCMD.CFI (compatibility-format interrupts allowed).
+    pub fn set_compatibility_format(&mut self, allowed: bool) {
+        self.gcmd.set_cfi(allowed);
+        self.write32(offset::GCMD, self.gcmd.into_bits());
+    }
+
     /// Linux's boot sequence: root table, queued invalidation, global context and IOTLB
     /// invalidation, then translation on.
     pub fn boot(&mut self, root_table: u64) {
@@ -469,6 +501,68 @@ impl<'u, M: GuestMemory, H: Host> GuestDriver<'u, M, H> {
             .expect("global IOTLB invalidation");
         self.enable_translation();
     }
+}
+
+/// An interrupt remapping table entry for [`GuestDriver::set_irte`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IrteSpec {
+    /// Vector (remapped) or virtual vector (posted).
+    pub vector: u8,
+    /// Destination: written to DST as is (put an xAPIC id in bits 15:8 yourself).
+    pub destination: u32,
+    /// DM: logical destination mode.
+    pub logical: bool,
+    /// TM: level triggered.
+    pub level: bool,
+    /// RH: redirection hint.
+    pub redirection_hint: bool,
+    /// DLM.
+    pub delivery_mode: u8,
+    /// FPD.
+    pub fpd: bool,
+    /// SID, SQ, SVT.
+    pub sid: u16,
+    /// SQ.
+    pub sq: u8,
+    /// SVT.
+    pub svt: u8,
+    /// Posted format: descriptor address (64-byte aligned) and urgent flag.
+    pub posted: Option<(u64, bool)>,
+}
+
+impl IrteSpec {
+    /// The entry's two qwords, present.
+    pub fn encode(&self) -> [u64; 2] {
+        let high =
+            u64::from(self.sid) | (u64::from(self.sq & 3) << 16) | (u64::from(self.svt & 3) << 18);
+        let common = 1 | (u64::from(self.fpd) << 1) | (u64::from(self.vector) << 16);
+        match self.posted {
+            None => [
+                common
+                    | (u64::from(self.logical) << 2)
+                    | (u64::from(self.redirection_hint) << 3)
+                    | (u64::from(self.level) << 4)
+                    | (u64::from(self.delivery_mode & 7) << 5)
+                    | (u64::from(self.destination) << 32),
+                high,
+            ],
+            Some((pda, urgent)) => [
+                common | (1 << 15) | (u64::from(urgent) << 14) | (((pda >> 6) & 0x3FF_FFFF) << 38),
+                high | ((pda >> 32) << 32),
+            ],
+        }
+    }
+}
+
+/// The address and data of a remappable-format MSI for `handle` (with `subhandle` when
+/// given: SHV set).
+pub fn remappable_msi(handle: u16, subhandle: Option<u16>) -> (u64, u32) {
+    let address = 0xFEE0_0000u64
+        | (u64::from(handle & 0x7FFF) << 5)
+        | (1 << 4)
+        | (u64::from(subhandle.is_some()) << 3)
+        | (u64::from(handle >> 15) << 2);
+    (address, u32::from(subhandle.unwrap_or(0)))
 }
 
 /// A context-cache invalidate descriptor.
@@ -567,6 +661,78 @@ impl<M: GuestMemory, H: Host> GuestDriver<'_, M, H> {
     pub fn clear_fault_record(&self, index: usize) {
         self.write32(offset::FRCD + 16 * index as u64 + 12, 1 << 31);
     }
+
+    /// Register-based IOTLB invalidation as Linux's `__iommu_flush_iotlb` does it: IVA
+    /// (page-selective only), then the IOTLB register with IVT, then IVT must read clear.
+    /// Returns IAIG, the granularity performed (0: not performed).
+    pub fn register_invalidate_iotlb(
+        &self,
+        granularity: u8,
+        domain_id: u16,
+        address: u64,
+        am: u8,
+        ih: bool,
+    ) -> u8 {
+        if granularity == 3 {
+            let iva = InvalidateAddress::new()
+                .with_addr(address >> 12)
+                .with_am(am)
+                .with_ih(ih);
+            self.write64(offset::IVA, iva.into_bits());
+        }
+        let cmd = IotlbInvalidate::new()
+            .with_ivt(true)
+            .with_iirg(granularity)
+            .with_did(domain_id)
+            .with_dr(true)
+            .with_dw(true);
+        self.write64(offset::IOTLB, cmd.into_bits());
+        let done = IotlbInvalidate::from_bits(self.read64(offset::IOTLB));
+        assert!(!done.ivt(), "IVT clear once the invalidation is done");
+        done.iaig()
+    }
+
+    /// Register-based context-cache invalidation as Linux's `__iommu_flush_context` does
+    /// it: CCMD with ICC, then ICC must read clear. Returns CAIG (0: not performed).
+    pub fn register_invalidate_context(
+        &self,
+        granularity: u8,
+        domain_id: u16,
+        source_id: u16,
+        function_mask: u8,
+    ) -> u8 {
+        let cmd = ContextCommand::new()
+            .with_icc(true)
+            .with_cirg(granularity)
+            .with_did(domain_id)
+            .with_sid(source_id)
+            .with_fm(function_mask);
+        self.write64(offset::CCMD, cmd.into_bits());
+        let done = ContextCommand::from_bits(self.read64(offset::CCMD));
+        assert!(!done.icc(), "ICC clear once the invalidation is done");
+        done.caig()
+    }
+}
+
+/// A device-TLB invalidate descriptor: `size` set means ADDR's lowest clear bit (from
+/// bit 12) encodes the range (§6.5.2.5).
+pub fn device_tlb_descriptor(
+    source_id: u16,
+    pf_source_id: u16,
+    address: u64,
+    size: bool,
+) -> [u64; 2] {
+    let qw0 = DeviceTlbInvalidate::new()
+        .with_sid(source_id)
+        .with_pfsid_low((pf_source_id & 0xF) as u8)
+        .with_pfsid_high(pf_source_id >> 4)
+        .into_bits()
+        | u64::from(DescriptorType::DEVICE_TLB.0);
+    let qw1 = DeviceTlbInvalidateAddress::new()
+        .with_addr(address >> 12)
+        .with_s(size)
+        .into_bits();
+    [qw0, qw1]
 }
 
 /// Translate `request`, which must map to memory; returns the mapping.
