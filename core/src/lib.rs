@@ -16,6 +16,7 @@ pub mod irq;
 pub mod memory;
 pub mod regs;
 pub mod spec;
+pub mod state;
 mod unit;
 
 pub use config::{Config, ConfigError};
@@ -27,6 +28,7 @@ pub use irq::{
 };
 pub use memory::{GuestMemory, MemoryError};
 pub use spec::fault::FaultReason;
+pub use state::{RestoreError, SaveError};
 pub use unit::{Unit, CONTEXT_CACHE_SLOTS, IEC_SLOTS, IOTLB_SLOTS};
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -40,6 +40,15 @@ impl TestMemory {
         }
     }
 
+    /// A copy of this memory (for running the same operations on two units).
+    pub fn snapshot(&self) -> Self {
+        let bytes = self.bytes.read().map(|b| b.clone()).unwrap_or_default();
+        Self {
+            bytes: RwLock::new(bytes),
+            reads: AtomicU64::new(0),
+        }
+    }
+
     /// How many reads were made through [`GuestMemory::read`].
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
