@@ -21,14 +21,15 @@ pub enum InvalidationEvent {
         /// Domain id.
         domain_id: u16,
     },
-    /// Context entries of the devices `source_id` with the low `function_mask` bits
-    /// ignored (FM), in one domain.
+    /// Context entries of the devices `source_id`, with the function bits that
+    /// `function_mask` (FM) names ignored, in one domain.
     ContextDevice {
         /// Domain id.
         domain_id: u16,
         /// Source id (bus:device.function).
         source_id: u16,
-        /// FM: how many low source-id bits are ignored (0..=3).
+        /// FM: which source-id function bits are ignored — 0 none, 1 bit 2, 2 bits 2:1,
+        /// 3 bits 2:0 (phantom functions).
         function_mask: u8,
     },
     /// Every IOTLB entry.

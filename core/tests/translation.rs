@@ -358,3 +358,95 @@ fn translate_is_callable_from_many_threads_at_once() {
         }
     });
 }
+
+#[test]
+fn enumerating_a_range_visits_exactly_the_mapped_pages() {
+    use viommu::dma::enumerate::DeviceAddressSpace;
+    let rig = Rig::new();
+    let unit = Unit::new(Config::default(), rig.mem, rig.host).unwrap();
+    let mut tables = GuestTables::new(rig.mem);
+    let table = tables.new_domain_table();
+    tables.map(table, 4, 0x3000, 0x9000, 12, perm::R);
+    tables.map(table, 4, 0x5000, 0xA000, 12, perm::RW);
+    tables.map(table, 4, 0x20_0000, 0x40_0000, 21, perm::W);
+    tables.map(table, 4, 0x8000_0000, 0x1_0000_0000, 30, perm::RW);
+    tables.set_context(DEV_A.0, ContextSpec::translated(4, table));
+    tables.set_context(DEV_B.0, ContextSpec::pass_through(5));
+    // Before translation is on, everything is untranslated.
+    assert_eq!(
+        unit.for_each_mapping(DEV_A, 0, u64::MAX, 100, |_| {}),
+        Ok(DeviceAddressSpace::Untranslated)
+    );
+    GuestDriver::new(&unit, rig.mem).boot(tables.root_table);
+
+    let mut seen = Vec::new();
+    let space = unit
+        .for_each_mapping(DEV_A, 0x4000, 0x20_0FFF, 100, |m| seen.push(*m))
+        .unwrap();
+    assert_eq!(space, DeviceAddressSpace::Translated { domain_id: 4 });
+    let got: Vec<_> = seen
+        .iter()
+        .map(|m| (m.input_base, m.output_base, m.size_shift, m.permissions))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0x5000, 0xA000, 12, Access::READ_WRITE),
+            (0x20_0000, 0x40_0000, 21, Access::WRITE)
+        ]
+    );
+
+    seen.clear();
+    unit.for_each_mapping(DEV_A, 0, u64::MAX, 100, |m| seen.push(*m))
+        .unwrap();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen[3].size_shift, 30);
+    // Every enumerated page translates the same way.
+    for m in &seen {
+        let access = if m.permissions.read() {
+            Access::READ
+        } else {
+            Access::WRITE
+        };
+        let req = DmaRequest {
+            access,
+            ..DmaRequest::read(DEV_A, m.input_base)
+        };
+        assert_eq!(mapped(&unit, req).output_base, m.output_base);
+    }
+    // A budget bounds the walk.
+    let mut count = 0;
+    assert_eq!(
+        unit.for_each_mapping(DEV_A, 0, u64::MAX, 2, |_| count += 1),
+        Err(viommu::dma::walk::BudgetExhausted)
+    );
+    assert_eq!(count, 2);
+    assert_eq!(
+        unit.for_each_mapping(DEV_B, 0, u64::MAX, 100, |_| {}),
+        Ok(DeviceAddressSpace::PassThrough { domain_id: 5 })
+    );
+    assert_eq!(
+        unit.for_each_mapping(SourceId::new(9, 0, 0), 0, u64::MAX, 100, |_| {}),
+        Ok(DeviceAddressSpace::Blocked(
+            FaultReason::ROOT_ENTRY_NOT_PRESENT
+        ))
+    );
+}
+
+#[test]
+fn enumerating_a_table_that_maps_itself_everywhere_is_bounded() {
+    let rig = Rig::new();
+    let unit = Unit::new(Config::default(), rig.mem, rig.host).unwrap();
+    let mut tables = GuestTables::new(rig.mem);
+    let table = tables.new_domain_table();
+    // Every entry of every level points back at the same table: 512^4 leaves.
+    for i in 0..512u64 {
+        rig.mem.write_u64(table + i * 8, table | perm::RW);
+    }
+    tables.set_context(DEV_A.0, ContextSpec::translated(1, table));
+    GuestDriver::new(&unit, rig.mem).boot(tables.root_table);
+    let mut count = 0u64;
+    let result = unit.for_each_mapping(DEV_A, 0, u64::MAX, 10_000, |_| count += 1);
+    assert!(result.is_err());
+    assert_eq!(count, 10_000);
+}

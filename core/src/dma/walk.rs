@@ -1,8 +1,10 @@
-//! The second-level page walk (§3.7, §9.8).
+//! The second-level page walk (§3.7, §9.8), and enumeration of the mappings in a range.
 //!
-//! A pure function of guest memory, the table root and the input address: no lock, no
-//! cache. Its result is the whole leaf page with the permissions of every level ANDed,
-//! so the caller can cache the page and check any later request against it.
+//! Pure functions of guest memory, the table root and the input address: no lock, no
+//! cache. A walk's result is the whole leaf page with the permissions of every level
+//! ANDed, so the caller can cache the page and check any later request against it. What
+//! an entry means at a level — not present, a table, a page, or reserved — is decided in
+//! one place, [`classify`], for both.
 
 use crate::config::Config;
 use crate::dma::context::below_haw;
@@ -36,6 +38,59 @@ pub enum WalkError {
     NotPresent,
 }
 
+/// What a second-level entry is at its level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Entry {
+    NotPresent,
+    Table(u64),
+    Page(u64),
+    Reserved,
+}
+
+/// log2 of the bytes one entry at `level` spans.
+fn level_shift(level: u8) -> u32 {
+    PAGE_SHIFT + 9 * (u32::from(level) - 1)
+}
+
+/// Decide what `entry` is at `level`: PS is meaningful at levels 2 and 3 when the matching
+/// SLLPS bit is set, ignored at level 1 and reserved elsewhere; address bits at or above
+/// HAW are reserved, and so are a large page's address bits below its size.
+fn classify(config: &Config, entry: SecondLevelEntry, level: u8) -> Entry {
+    if !entry.is_present() {
+        return Entry::NotPresent;
+    }
+    let target = entry.addr() << PAGE_SHIFT;
+    if target >> config.host_address_width != 0 {
+        return Entry::Reserved;
+    }
+    if level > 1 && entry.ps() {
+        let allowed = level <= 3 && config.large_page_levels() & (1 << (level - 2)) != 0;
+        if !allowed || target & ((1u64 << level_shift(level)) - 1) != 0 {
+            return Entry::Reserved;
+        }
+        return Entry::Page(target);
+    }
+    if level == 1 {
+        Entry::Page(target)
+    } else {
+        Entry::Table(target)
+    }
+}
+
+/// Read the entry at `index` of `table`; `None` when the read fails or is out of reach.
+fn read_entry(
+    mem: &impl GuestMemory,
+    config: &Config,
+    table: u64,
+    index: u64,
+) -> Option<SecondLevelEntry> {
+    let address = table + index * SecondLevelEntry::SIZE;
+    if !below_haw(config, address) {
+        return None;
+    }
+    read_copy(mem, address).ok()
+}
+
 /// Walk `levels` levels of second-level tables rooted at `table` for `address`.
 ///
 /// `address` must already be checked against the address width; bits above the
@@ -47,52 +102,135 @@ pub fn walk_second_level(
     levels: u8,
     address: u64,
 ) -> Result<Leaf, WalkError> {
-    let large_pages = config.large_page_levels();
-    let haw_mask = (1u64 << config.host_address_width) - 1;
     let mut table = table;
-    let mut read = true;
-    let mut write = true;
-    // The loop runs at most `levels` (≤ 6) times: a guest cannot make it loop longer.
+    let (mut read, mut write) = (true, true);
+    // At most `levels` (≤ 6) iterations: a guest cannot make it loop longer.
     for level in (1..=levels).rev() {
-        let shift = u32::from(PAGE_SHIFT) + 9 * (u32::from(level) - 1);
-        let index = (address >> shift) & 0x1FF;
-        let entry_addr = table + index * SecondLevelEntry::SIZE;
-        if !below_haw(config, entry_addr) {
-            return Err(WalkError::Fault(FaultReason::PAGING_ENTRY_ACCESS_ERROR));
-        }
-        let entry: SecondLevelEntry = read_copy(mem, entry_addr)
-            .map_err(|_| WalkError::Fault(FaultReason::PAGING_ENTRY_ACCESS_ERROR))?;
-        if !entry.is_present() {
-            return Err(WalkError::NotPresent);
-        }
-        let target = entry.addr() << PAGE_SHIFT;
-        if target & !haw_mask != 0 {
-            return Err(WalkError::Fault(FaultReason::PAGING_ENTRY_RESERVED));
-        }
+        let shift = level_shift(level);
+        let entry = read_entry(mem, config, table, (address >> shift) & 0x1FF)
+            .ok_or(WalkError::Fault(FaultReason::PAGING_ENTRY_ACCESS_ERROR))?;
         read &= entry.r();
         write &= entry.w();
-        // PS is meaningful at levels 2 and 3 when the matching SLLPS bit is set; at level 1
-        // it is ignored, everywhere else it is reserved.
-        let is_leaf = level == 1 || entry.ps();
-        if entry.ps() && level > 1 && (level > 3 || large_pages & (1 << (level - 2)) == 0) {
-            return Err(WalkError::Fault(FaultReason::PAGING_ENTRY_RESERVED));
-        }
-        if is_leaf {
-            let page_mask = (1u64 << shift) - 1;
-            if target & page_mask != 0 {
-                // A large page's address bits below its size are reserved.
-                return Err(WalkError::Fault(FaultReason::PAGING_ENTRY_RESERVED));
+        match classify(config, entry, level) {
+            Entry::NotPresent => return Err(WalkError::NotPresent),
+            Entry::Reserved => return Err(WalkError::Fault(FaultReason::PAGING_ENTRY_RESERVED)),
+            Entry::Table(next) => table = next,
+            Entry::Page(output_base) => {
+                return Ok(Leaf {
+                    input_base: address & !((1u64 << shift) - 1),
+                    output_base,
+                    size_shift: shift as u8,
+                    read,
+                    write,
+                })
             }
-            return Ok(Leaf {
-                input_base: address & !page_mask,
-                output_base: target,
-                size_shift: shift as u8,
-                read,
-                write,
-            });
         }
-        table = target;
     }
     // `levels` was zero: no table to walk.
     Err(WalkError::Fault(FaultReason::CONTEXT_ENTRY_INVALID))
+}
+
+/// The enumeration stopped because it visited its budget of pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetExhausted;
+
+/// Visit every page mapped by the `levels`-level table at `table` that intersects the
+/// input range `first..=last`, in address order, reading the tables as they are now.
+///
+/// Entries that are not present, reserved, or cannot be read map nothing. At most
+/// `*budget` pages are visited (it is decremented); a guest can build tables that map the
+/// same page table at every slot, so an enumeration must always be bounded.
+#[allow(clippy::too_many_arguments)]
+pub fn for_each_leaf(
+    mem: &impl GuestMemory,
+    config: &Config,
+    table: u64,
+    levels: u8,
+    first: u64,
+    last: u64,
+    budget: &mut u64,
+    visit: &mut impl FnMut(&Leaf),
+) -> Result<(), BudgetExhausted> {
+    if levels == 0 || first > last {
+        return Ok(());
+    }
+    let top_shift = level_shift(levels) + 9;
+    let last = if top_shift >= 64 {
+        last
+    } else {
+        last.min((1u64 << top_shift) - 1)
+    };
+    if first > last {
+        return Ok(());
+    }
+    enumerate(
+        mem,
+        config,
+        table,
+        levels,
+        0,
+        first,
+        last,
+        (true, true),
+        budget,
+        visit,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn enumerate(
+    mem: &impl GuestMemory,
+    config: &Config,
+    table: u64,
+    level: u8,
+    base: u64,
+    first: u64,
+    last: u64,
+    (read, write): (bool, bool),
+    budget: &mut u64,
+    visit: &mut impl FnMut(&Leaf),
+) -> Result<(), BudgetExhausted> {
+    let shift = level_shift(level);
+    let first_index = first.saturating_sub(base) >> shift;
+    let last_index = ((last - base) >> shift).min(511);
+    // Recursion depth is at most `levels` (≤ 6).
+    for index in first_index..=last_index {
+        let Some(entry) = read_entry(mem, config, table, index) else {
+            continue;
+        };
+        let input_base = base + (index << shift);
+        let perms = (read && entry.r(), write && entry.w());
+        match classify(config, entry, level) {
+            Entry::NotPresent | Entry::Reserved => {}
+            Entry::Page(output_base) => {
+                if *budget == 0 {
+                    return Err(BudgetExhausted);
+                }
+                *budget -= 1;
+                visit(&Leaf {
+                    input_base,
+                    output_base,
+                    size_shift: shift as u8,
+                    read: perms.0,
+                    write: perms.1,
+                });
+            }
+            Entry::Table(next) => {
+                let span_last = input_base + ((1u64 << shift) - 1);
+                enumerate(
+                    mem,
+                    config,
+                    next,
+                    level - 1,
+                    input_base,
+                    first.max(input_base),
+                    last.min(span_last),
+                    perms,
+                    budget,
+                    visit,
+                )?;
+            }
+        }
+    }
+    Ok(())
 }

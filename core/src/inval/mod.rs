@@ -43,9 +43,16 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
                 out.event(InvalidationEvent::ContextDomain { domain_id });
             }
             ContextGranularity::DEVICE => {
-                let ignored = (1u16 << function_mask.min(3)) - 1;
+                // FM names the phantom-function bits of SID to ignore (§11.4.7 CCMD,
+                // §6.5.2.1): 0 none, 1 bit 2, 2 bits 2:1, 3 bits 2:0.
+                let ignored: u16 = match function_mask & 3 {
+                    0 => 0b000,
+                    1 => 0b100,
+                    2 => 0b110,
+                    _ => 0b111,
+                };
                 let first = source_id & !ignored;
-                for sid in first..=first | ignored {
+                for sid in (first..=first | ignored).filter(|sid| sid & !ignored == first) {
                     let key = context_key(sid);
                     self.context_cache
                         .invalidate_where(u64::from(sid), |w| w[0] == key);

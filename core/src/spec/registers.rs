@@ -312,7 +312,7 @@ pub struct ContextCommand {
     pub did: u16,
     /// SID: source id for device-selective requests.
     pub sid: u16,
-    /// FM: function mask, how many low SID bits to ignore (0..=3).
+    /// FM: function mask — SID bits to ignore: 0 none, 1 bit 2, 2 bits 2:1, 3 bits 2:0.
     #[bits(2)]
     pub fm: u8,
     #[bits(25)]

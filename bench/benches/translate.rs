@@ -1,0 +1,125 @@
+//! Translate-path and cache benchmarks (divan). Run with `cargo bench -p viommu-bench`.
+//!
+//! Set-up (table building, booting, warming, cache filling) happens before timing;
+//! each figure is the time of one call. See docs/performance.md for what each measures
+//! and the latest results.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use divan::{black_box, Bencher};
+use viommu::cache::SeqCache;
+use viommu::IOTLB_SLOTS;
+use viommu_bench::{fill_seq_cache, seq_cache_hash, seq_cache_key, Fixture};
+
+fn main() {
+    divan::main();
+}
+
+/// Pages in the IOTLB-hit workload: far fewer than the IOTLB holds.
+const HOT_PAGES: usize = 64;
+
+/// Pages in the IOTLB-miss workload: 16 times the IOTLB, so cycling over them in order
+/// evicts every page long before it comes round again.
+const COLD_PAGES: usize = 64 * 1024;
+
+const _: () = assert!(COLD_PAGES >= 16 * IOTLB_SLOTS);
+
+/// `unit.translate` on an IOTLB hit, one thread, cycling over 64 warm pages: one
+/// atomic load of unit state, a context-cache probe and an IOTLB probe.
+#[divan::bench]
+fn translate_hit(bencher: Bencher) {
+    let fixture = Fixture::new(HOT_PAGES);
+    fixture.warm();
+    let requests = &fixture.requests;
+    let mut i = 0;
+    bencher.bench_local(|| {
+        i = (i + 1) % HOT_PAGES;
+        fixture.unit.translate(black_box(&requests[i]))
+    });
+}
+
+/// The same IOTLB-hit workload on 1 and 2 threads at once, sharing one unit; the time
+/// is per call on each thread. Requests are handed out by a shared counter outside the
+/// timed region.
+#[divan::bench(threads = [1, 2])]
+fn translate_hit_threads(bencher: Bencher) {
+    let fixture = Fixture::new(HOT_PAGES);
+    fixture.warm();
+    let next = AtomicUsize::new(0);
+    bencher
+        .with_inputs(|| fixture.requests[next.fetch_add(1, Ordering::Relaxed) % HOT_PAGES])
+        .bench_values(|request| fixture.unit.translate(&request));
+}
+
+/// `unit.translate` on an IOTLB miss, one thread: cycling in order over 64 Ki mapped
+/// pages (16x the IOTLB) so nearly every call misses. Each call probes the IOTLB for
+/// 4 KiB, 2 MiB and 1 GiB pages, hits the context cache, walks 4 levels through
+/// `GuestMemory` and inserts the leaf.
+#[divan::bench]
+fn translate_miss(bencher: Bencher) {
+    let fixture = Fixture::new(COLD_PAGES);
+    // One more full pass so the table pages are in the CPU caches as far as they fit.
+    fixture.warm();
+    let requests = &fixture.requests;
+    let mut i = 0;
+    bencher.bench_local(|| {
+        i = (i + 1) % COLD_PAGES;
+        fixture.unit.translate(black_box(&requests[i]))
+    });
+}
+
+/// The pure 4-level walk (`viommu::dma::walk::walk_second_level`) over the 64 warm
+/// pages: four `GuestMemory` reads and entry checks, no cache of any kind.
+#[divan::bench]
+fn walk_4_level(bencher: Bencher) {
+    let fixture = Fixture::new(HOT_PAGES);
+    let requests = &fixture.requests;
+    let mut i = 0;
+    bencher.bench_local(|| {
+        i = (i + 1) % HOT_PAGES;
+        fixture.walk(black_box(requests[i].address))
+    });
+}
+
+/// A cache with as many slots as the largest fill, in a `static` (it is 3.5 MiB; no
+/// stack copy on the way to the heap).
+static BIG_CACHE: SeqCache<4, 65536> = SeqCache::new();
+
+/// A cache shaped like the IOTLB.
+static IOTLB_SHAPED: SeqCache<4, IOTLB_SLOTS> = SeqCache::new();
+
+/// The domain the bare-cache benchmarks use.
+const CACHE_DOMAIN: u16 = 7;
+
+/// `SeqCache::invalidate_domain` on a 64 Ki-slot cache after filling it with `n`
+/// entries of the domain. The entries are live for the first call only (later calls
+/// find them already dead); invalidation never reads the slots, so equal figures for
+/// 1 Ki and 64 Ki show it is O(1). The sample size is fixed: left to divan's tuning, a
+/// slow first call once made it time single calls, which mostly measures the timer.
+#[divan::bench(args = [1024, 65536], sample_size = 1024)]
+fn invalidate_domain(bencher: Bencher, n: usize) {
+    BIG_CACHE.invalidate_all();
+    let live = fill_seq_cache(&BIG_CACHE, CACHE_DOMAIN, n);
+    assert!(live >= n * 9 / 10, "only {live} of {n} entries cached");
+    bencher.bench(|| BIG_CACHE.invalidate_domain(black_box(CACHE_DOMAIN)));
+}
+
+/// `SeqCache::lookup` hit on an IOTLB-shaped cache (4096 slots, 4 ways) holding 1 Ki
+/// entries, cycling over 64 of them.
+#[divan::bench]
+fn seq_cache_lookup_hit(bencher: Bencher) {
+    IOTLB_SHAPED.invalidate_all();
+    let live = fill_seq_cache(&IOTLB_SHAPED, CACHE_DOMAIN, 1024);
+    assert_eq!(live, 1024, "1 Ki entries fit a 4 Ki-slot cache");
+    let mut i = 0u64;
+    bencher.bench_local(|| {
+        i = (i + 1) % 64;
+        let key = seq_cache_key(i);
+        let words =
+            IOTLB_SHAPED.lookup(black_box(CACHE_DOMAIN), seq_cache_hash(black_box(i)), |w| {
+                w[0] == key
+            });
+        debug_assert!(words.is_some());
+        words
+    });
+}
