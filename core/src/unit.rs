@@ -21,6 +21,8 @@ use crate::spec::registers::{GlobalCommand, RootTableAddress};
 pub const IOTLB_SLOTS: usize = 4096;
 /// Slots in the context cache.
 pub const CONTEXT_CACHE_SLOTS: usize = 1024;
+/// Slots in the first-level translation cache (by source id and 4 KiB page).
+pub const FIRST_LEVEL_SLOTS: usize = 2048;
 /// Slots in the interrupt entry cache.
 pub const IEC_SLOTS: usize = 1024;
 
@@ -81,6 +83,8 @@ pub struct Unit<M: GuestMemory, H: Host> {
     pub(crate) dma_state: AtomicU64,
     pub(crate) context_cache: SeqCache<ENTRY_WORDS, CONTEXT_CACHE_SLOTS>,
     pub(crate) iotlb: SeqCache<ENTRY_WORDS, IOTLB_SLOTS>,
+    /// The first-level cache in front of both: (source id, 4 KiB page) → mapping.
+    pub(crate) first_level: SeqCache<ENTRY_WORDS, FIRST_LEVEL_SLOTS>,
     /// The fast-path view of interrupt remapping: IRTA as latched by SIRTP, IRES, CFIS.
     pub(crate) ir_state: AtomicU64,
     /// The interrupt entry cache.
@@ -101,6 +105,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             dma_state: AtomicU64::new(0),
             context_cache: SeqCache::new(),
             iotlb: SeqCache::new(),
+            first_level: SeqCache::new(),
             ir_state: AtomicU64::new(0),
             iec: SeqCache::new(),
         })
@@ -130,6 +135,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         self.ir_state.store(0, Ordering::Release);
         self.context_cache.invalidate_all();
         self.iotlb.invalidate_all();
+        self.first_level.invalidate_all();
         self.iec.invalidate_all();
     }
 
@@ -265,6 +271,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
     fn flush_translation_caches(&self, out: &mut Outbox) {
         self.context_cache.invalidate_all();
         self.iotlb.invalidate_all();
+        self.first_level.invalidate_all();
         out.event(InvalidationEvent::ContextGlobal);
         out.event(InvalidationEvent::IotlbGlobal);
     }

@@ -7,6 +7,7 @@
 
 use core::sync::atomic::Ordering;
 
+use crate::cache::Snapshot;
 use crate::dma::context::{resolve_context, ContextFault, DeviceContext};
 use crate::dma::request::{Access, DmaError, DmaFault, DmaRequest, Mapping, SourceId, Translation};
 use crate::dma::walk::{walk_second_level, Leaf, WalkError};
@@ -30,6 +31,14 @@ const PAGE_SHIFTS: [u8; 3] = [12, 21, 30];
 pub(crate) const CONTEXT_CACHE_DOMAIN: u16 = 0;
 
 const KEY_TAG: u64 = 1 << 20;
+
+/// First-level cache entries are all tagged with this domain; any invalidation flushes it.
+pub(crate) const FIRST_LEVEL_DOMAIN: u16 = 0;
+
+/// The first-level cache key: source id, a tag bit, and the 4 KiB page number.
+fn first_level_key(source_id: SourceId, address: u64) -> u64 {
+    ((address >> 12) << 17) | (1 << 16) | u64::from(source_id.0)
+}
 
 /// The IOTLB key qword: domain, page size and a tag so that an all-zero slot never matches.
 pub(crate) fn iotlb_key(domain_id: u16, size_shift: u8) -> u64 {
@@ -161,11 +170,63 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
     /// Callable from any thread at once. A fault is recorded in the fault registers (and
     /// the fault event raised) as the spec says, and also returned.
     pub fn translate(&self, request: &DmaRequest) -> Result<Translation, DmaError> {
-        self.translate_with(request, Caching::Use)
-            .map_err(|blocked| match blocked {
-                Blocked::Fault(reason, fpd) => self.fault(request, reason, fpd),
-                Blocked::Unsupported => DmaError::UnsupportedRequest,
-            })
+        if let Some(mapping) = self.first_level_hit(request) {
+            return Ok(Translation::Mapped(mapping));
+        }
+        let snap = self.first_level.snapshot(FIRST_LEVEL_DOMAIN);
+        let result = self.translate_with(request, Caching::Use);
+        if let Ok(Translation::Mapped(mapping)) = &result {
+            self.first_level_fill(snap, request, mapping);
+        }
+        result.map_err(|blocked| match blocked {
+            Blocked::Fault(reason, fpd) => self.fault(request, reason, fpd),
+            Blocked::Unsupported => DmaError::UnsupportedRequest,
+        })
+    }
+
+    /// The hit path: one probe of the first-level cache by (source id, 4 KiB page).
+    /// Entries exist only for translated pages outside the interrupt range, and every
+    /// invalidation of any kind (and TE/SRTP) flushes the cache, so a hit needs no other
+    /// state. A permission mismatch is left to the full path, which reports the fault.
+    #[inline]
+    fn first_level_hit(&self, request: &DmaRequest) -> Option<Mapping> {
+        if request.pasid.is_some() {
+            return None;
+        }
+        let key = first_level_key(request.source_id, request.address);
+        let w = self
+            .first_level
+            .lookup(FIRST_LEVEL_DOMAIN, key, |w| w[0] == key)?;
+        let permissions = Access::from_bits((w[1] & 3) as u8);
+        if !permissions.allows(request.access) {
+            return None;
+        }
+        Some(Mapping {
+            input_base: w[2] & !0xFFF,
+            output_base: w[1] & !0xFFF,
+            size_shift: (w[2] & 0x3F) as u8,
+            permissions,
+            domain_id: Some((w[3] & 0xFFFF) as u16),
+        })
+    }
+
+    fn first_level_fill(&self, snap: Snapshot, request: &DmaRequest, mapping: &Mapping) {
+        let Some(domain_id) = mapping.domain_id else {
+            return;
+        };
+        if request.pasid.is_some() || INTERRUPT_RANGE.contains(&request.address) {
+            return;
+        }
+        let key = first_level_key(request.source_id, request.address);
+        let words = [
+            key,
+            mapping.output_base | u64::from(mapping.permissions.bits()),
+            mapping.input_base | u64::from(mapping.size_shift),
+            u64::from(domain_id),
+        ];
+        // A refused insert (an invalidation raced) only costs a later miss: the mapping
+        // itself came from the validated path.
+        let _ = self.first_level.insert(snap, key, words, |w| w[0] == key);
     }
 
     /// Translate without the caches and without recording faults: every table is read

@@ -65,6 +65,9 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             }
             _ => return ContextGranularity::NONE,
         }
+        // The first-level cache is keyed by source id and page: flush it whole, after the
+        // caches beneath it, so nothing can refill it from them with stale data.
+        self.first_level.invalidate_all();
         granularity
     }
 
@@ -102,6 +105,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             }
             _ => return IotlbGranularity::NONE,
         }
+        self.first_level.invalidate_all();
         granularity
     }
 

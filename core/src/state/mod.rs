@@ -345,6 +345,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         self.ir_state.store(saved.ir_state, Ordering::Release);
         self.context_cache.invalidate_all();
         self.iotlb.invalidate_all();
+        self.first_level.invalidate_all();
         self.iec.invalidate_all();
         Ok(())
     }
