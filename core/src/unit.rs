@@ -83,6 +83,9 @@ pub struct Unit<M: GuestMemory, H: Host> {
     pub(crate) dma_state: AtomicU64,
     pub(crate) context_cache: SeqCache<ENTRY_WORDS, CONTEXT_CACHE_SLOTS>,
     pub(crate) iotlb: SeqCache<ENTRY_WORDS, IOTLB_SLOTS>,
+    /// Which large page sizes (bit 0: 2 MiB, bit 1: 1 GiB) the IOTLB may hold: lookups
+    /// skip the others. Set before inserting; never cleared, so it only ever widens.
+    pub(crate) iotlb_large_sizes: core::sync::atomic::AtomicU8,
     /// The first-level cache in front of both: (source id, 4 KiB page) → mapping.
     pub(crate) first_level: SeqCache<ENTRY_WORDS, FIRST_LEVEL_SLOTS>,
     /// The fast-path view of interrupt remapping: IRTA as latched by SIRTP, IRES, CFIS.
@@ -106,6 +109,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             context_cache: SeqCache::new(),
             iotlb: SeqCache::new(),
             first_level: SeqCache::new(),
+            iotlb_large_sizes: core::sync::atomic::AtomicU8::new(0),
             ir_state: AtomicU64::new(0),
             iec: SeqCache::new(),
         })

@@ -35,6 +35,15 @@ const KEY_TAG: u64 = 1 << 20;
 /// First-level cache entries are all tagged with this domain; any invalidation flushes it.
 pub(crate) const FIRST_LEVEL_DOMAIN: u16 = 0;
 
+/// The bit of `Unit::iotlb_large_sizes` for a large page size (0 for 4 KiB).
+pub(crate) fn large_size_bit(size_shift: u8) -> u8 {
+    match size_shift {
+        21 => 1,
+        30 => 2,
+        _ => 0,
+    }
+}
+
 /// The first-level cache key: source id, a tag bit, and the 4 KiB page number.
 fn first_level_key(source_id: SourceId, address: u64) -> u64 {
     ((address >> 12) << 17) | (1 << 16) | u64::from(source_id.0)
@@ -352,7 +361,12 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
     }
 
     fn iotlb_lookup(&self, domain_id: u16, address: u64) -> Option<Mapping> {
+        let sizes = self.iotlb_large_sizes.load(Ordering::Relaxed);
         for size_shift in PAGE_SHIFTS {
+            // Sizes never cached are not probed: skipping a probe can only cause a miss.
+            if size_shift != 12 && sizes & large_size_bit(size_shift) == 0 {
+                continue;
+            }
             let input_base = address & !((1u64 << size_shift) - 1);
             let key = iotlb_key(domain_id, size_shift);
             let hash = iotlb_hash(domain_id, input_base, size_shift);
@@ -399,6 +413,10 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
                 0,
             ];
             let base = found.input_base;
+            let size_bit = large_size_bit(found.size_shift);
+            if size_bit != 0 && self.iotlb_large_sizes.load(Ordering::Relaxed) & size_bit == 0 {
+                self.iotlb_large_sizes.fetch_or(size_bit, Ordering::Relaxed);
+            }
             attempts += 1;
             if self
                 .iotlb
