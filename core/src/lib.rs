@@ -14,6 +14,7 @@ pub mod host;
 mod inval;
 pub mod irq;
 pub mod memory;
+pub mod platform;
 pub mod regs;
 pub mod spec;
 pub mod state;
