@@ -15,9 +15,11 @@ use crate::fault::{record_fault, FaultInfo};
 use crate::host::{Host, MsiMessage};
 use crate::memory::{read_copy, GuestMemory, MemoryError};
 use crate::spec::fault::FaultReason;
-use crate::spec::irte::{DeliveryMode, Irte, RemappableAddress, SourceValidation};
+use crate::spec::irte::{
+    DeliveryMode, Irte, IrteHigh, IrteLow, RemappableAddress, SourceValidation,
+};
+use crate::spec::LeU64;
 use crate::unit::{Unit, ENTRY_WORDS};
-use zerocopy::{FromBytes, FromZeros};
 
 /// Bits of the fast-path interrupt remapping state word that are not IRTA's own:
 /// IRTA's bits 10:4 are reserved, so they carry IRES and CFIS.
@@ -191,10 +193,10 @@ fn encode_irte(index: u16, irte: &Irte) -> [u64; ENTRY_WORDS] {
 }
 
 fn decode_irte(words: &[u64; ENTRY_WORDS]) -> Irte {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&words[1].to_le_bytes());
-    bytes[8..].copy_from_slice(&words[2].to_le_bytes());
-    Irte::read_from_bytes(&bytes).unwrap_or_else(|_| Irte::new_zeroed())
+    Irte {
+        low: IrteLow::from_bits(LeU64::new(words[1])),
+        high: IrteHigh::from_bits(LeU64::new(words[2])),
+    }
 }
 
 impl<M: GuestMemory, H: Host> Unit<M, H> {
