@@ -631,6 +631,32 @@ typedef struct viommu_address_space {
 } viommu_address_space;
 
 /**
+ * What the DMAR table says besides the unit's configuration.
+ */
+typedef struct viommu_dmar_options {
+    /**
+     * Guest-physical address of the unit's register window (4 KiB aligned).
+     */
+    uint64_t register_base;
+    /**
+     * The I/O APIC's ACPI id (enumeration id of its device scope).
+     */
+    uint8_t ioapic_id;
+    /**
+     * The I/O APIC's requester id (bus in 15:8, device/function in 7:0).
+     */
+    uint16_t ioapic_source_id;
+    /**
+     * ACPI OEM ID (space- or zero-padded).
+     */
+    uint8_t oem_id[6];
+    /**
+     * ACPI OEM table ID (space- or zero-padded).
+     */
+    uint8_t oem_table_id[8];
+} viommu_dmar_options;
+
+/**
  * An interrupt request: a DMA write of `data` to `address` in the interrupt range (an
  * MSI, or an IOAPIC entry presented as the MSI it encodes).
  */
@@ -1054,6 +1080,19 @@ viommu_status viommu_replay(const struct viommu_unit *unit,
                             viommu_mapping_fn callback,
                             void *opaque,
                             struct viommu_address_space *space);
+
+/**
+ * Write the DMAR ACPI table for a unit configured by `config` into `buf` (`len` bytes),
+ * header and checksum included; `*written` gets its length. When `len` is too small the
+ * status is `VIOMMU_STATUS_BUFFER_TOO_SMALL` and `*written` is the length needed.
+ *
+ * Thread-safe; needs no unit.
+ */
+viommu_status viommu_build_dmar(const struct viommu_config *config,
+                                const struct viommu_dmar_options *options,
+                                uint8_t *buf,
+                                size_t len,
+                                size_t *written);
 
 /**
  * Remap an interrupt request (a translated DMA write of kind INTERRUPT, or an MSI the

@@ -30,6 +30,7 @@
 mod boundary;
 pub mod config;
 pub mod dma;
+pub mod dmar;
 pub mod host;
 pub mod irq;
 pub mod notify;
