@@ -92,6 +92,8 @@ pub struct Unit<M: GuestMemory, H: Host> {
     pub(crate) ir_state: AtomicU64,
     /// The interrupt entry cache.
     pub(crate) iec: SeqCache<ENTRY_WORDS, IEC_SLOTS>,
+    /// In front of it: remappable-format requests (source id, address, data) → result.
+    pub(crate) interrupt_first_level: SeqCache<ENTRY_WORDS, IEC_SLOTS>,
 }
 
 impl<M: GuestMemory, H: Host> Unit<M, H> {
@@ -112,6 +114,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             iotlb_large_sizes: core::sync::atomic::AtomicU8::new(0),
             ir_state: AtomicU64::new(0),
             iec: SeqCache::new(),
+            interrupt_first_level: SeqCache::new(),
         })
     }
 
@@ -141,6 +144,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         self.iotlb.invalidate_all();
         self.first_level.invalidate_all();
         self.iec.invalidate_all();
+        self.interrupt_first_level.invalidate_all();
     }
 
     /// Read `size` bytes (4 or 8, naturally aligned) at `offset` in the register window.

@@ -179,6 +179,75 @@ enum Caching {
     Bypass,
 }
 
+/// The first-level key of a remappable-format request: address bits 19:0, data bits
+/// 15:0 and the source id — everything the result depends on besides unit state, which
+/// flushes the cache when it changes. Other requests are not cached.
+fn interrupt_first_level_key(request: &InterruptRequest) -> Option<u64> {
+    let remappable = request.address & (1 << 4) != 0;
+    if request.address >> 20 != 0xFEE || request.data >> 16 != 0 || !remappable {
+        return None;
+    }
+    Some(
+        (request.address & 0xF_FFFF)
+            | (u64::from(request.data) << 20)
+            | (u64::from(request.source_id.0) << 36)
+            | (1 << 52),
+    )
+}
+
+const PACKED_REMAPPED: u64 = 1 << 32;
+const PACKED_POSTED: u64 = 2 << 32;
+
+fn pack_interrupt(key: u64, interrupt: &Interrupt) -> Option<[u64; ENTRY_WORDS]> {
+    match *interrupt {
+        Interrupt::Remapped(r) => Some([
+            key,
+            PACKED_REMAPPED
+                | u64::from(r.vector)
+                | (u64::from(r.delivery_mode.0 & 7) << 8)
+                | (u64::from(r.logical_destination) << 11)
+                | (u64::from(r.level_triggered) << 12)
+                | (u64::from(r.redirection_hint) << 13)
+                | (u64::from(r.index) << 16),
+            u64::from(r.destination),
+            0,
+        ]),
+        Interrupt::Posted(p) => Some([
+            key,
+            PACKED_POSTED
+                | u64::from(p.vector)
+                | (u64::from(p.urgent) << 14)
+                | (u64::from(p.index) << 16),
+            p.descriptor_address,
+            0,
+        ]),
+        Interrupt::PassThrough(_) => None,
+    }
+}
+
+fn unpack_interrupt(w: &[u64; ENTRY_WORDS]) -> Interrupt {
+    let vector = (w[1] & 0xFF) as u8;
+    let index = ((w[1] >> 16) & 0xFFFF) as u16;
+    if w[1] & PACKED_POSTED != 0 {
+        Interrupt::Posted(PostedInterrupt {
+            descriptor_address: w[2],
+            vector,
+            urgent: w[1] & (1 << 14) != 0,
+            index,
+        })
+    } else {
+        Interrupt::Remapped(RemappedInterrupt {
+            vector,
+            destination: w[2] as u32,
+            logical_destination: w[1] & (1 << 11) != 0,
+            delivery_mode: DeliveryMode(((w[1] >> 8) & 7) as u8),
+            level_triggered: w[1] & (1 << 12) != 0,
+            redirection_hint: w[1] & (1 << 13) != 0,
+            index,
+        })
+    }
+}
+
 fn iec_key(index: u16) -> u64 {
     u64::from(index) | IEC_KEY_TAG
 }
@@ -205,13 +274,26 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
     /// Callable from any thread at once. A fault is recorded in the fault registers (and
     /// the fault event raised) as the spec says, and also returned.
     pub fn remap_interrupt(&self, request: &InterruptRequest) -> Result<Interrupt, InterruptError> {
-        self.remap_with(request, Caching::Use)
-            .map_err(|blocked| match blocked {
-                Blocked::Fault(reason, index, fpd) => {
-                    self.interrupt_fault(request, reason, index, fpd)
-                }
-                Blocked::NotAnInterrupt => InterruptError::NotAnInterrupt,
-            })
+        let key = interrupt_first_level_key(request);
+        if let Some(key) = key {
+            if let Some(w) = self.interrupt_first_level.lookup(0, key, |w| w[0] == key) {
+                return Ok(unpack_interrupt(&w));
+            }
+        }
+        let snap = self.interrupt_first_level.snapshot(0);
+        let result = self.remap_with(request, Caching::Use);
+        if let (Some(key), Ok(interrupt)) = (key, &result) {
+            if let Some(words) = pack_interrupt(key, interrupt) {
+                // A refused insert only costs a later miss.
+                let _ = self
+                    .interrupt_first_level
+                    .insert(snap, key, words, |w| w[0] == key);
+            }
+        }
+        result.map_err(|blocked| match blocked {
+            Blocked::Fault(reason, index, fpd) => self.interrupt_fault(request, reason, index, fpd),
+            Blocked::NotAnInterrupt => InterruptError::NotAnInterrupt,
+        })
     }
 
     /// Remap without the interrupt entry cache and without recording faults: the
@@ -434,6 +516,8 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             }
             _ => self.iec.invalidate_all(),
         }
+        // Results cached by request are flushed whole, after the IEC beneath them.
+        self.interrupt_first_level.invalidate_all();
     }
 
     /// Post `interrupt` into its posted-interrupt descriptor (§9.12): set the vector's

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::host::Host;
 use crate::irq::{IR_STATE_CFIS, IR_STATE_IRES};
 use crate::memory::GuestMemory;
-use crate::regs::{FaultRecord, RegisterFile, QUEUE_OFFSET_MASK};
+use crate::regs::{FaultRecord, RegisterFile, IRTA_EIME, QUEUE_OFFSET_MASK};
 use crate::spec::registers::{
     EventControl, FaultStatus, GlobalCommand, InvalidationCompletionStatus, MAX_FAULT_RECORDS,
 };
@@ -244,7 +244,8 @@ fn parse(config: &Config, blob: &[u8]) -> Result<Saved, RestoreError> {
         && dma_state & 0x3FE == 0
         && (ir_state & IR_STATE_IRES != 0) == regs.gsts.ire()
         && (ir_state & IR_STATE_CFIS != 0) == regs.gsts.cfi()
-        && ir_state & 0x7C0 == 0;
+        && ir_state & 0x7C0 == 0
+        && (config.extended_interrupt_mode || ir_state & IRTA_EIME == 0);
     if !consistent {
         return Err(RestoreError::InvalidField("latched DMA/IR state"));
     }
@@ -272,6 +273,9 @@ fn validate(config: &Config, regs: &RegisterFile) -> Result<(), RestoreError> {
         || gsts.eafl()
     {
         return Err(invalid("GSTS"));
+    }
+    if !config.extended_interrupt_mode && regs.irta & IRTA_EIME != 0 {
+        return Err(invalid("IRTA.EIME"));
     }
     if regs.fectl.into_bits() & !0xC000_0000 != 0 || regs.iectl.into_bits() & !0xC000_0000 != 0 {
         return Err(invalid("FECTL/IECTL"));
@@ -347,6 +351,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         self.iotlb.invalidate_all();
         self.first_level.invalidate_all();
         self.iec.invalidate_all();
+        self.interrupt_first_level.invalidate_all();
         Ok(())
     }
 }
