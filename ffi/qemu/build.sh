@@ -73,12 +73,19 @@ if [ ! -f "$PRISTINE/.complete" ]; then
 fi
 
 # --- 2b. libviommu: the engine the viommu-vtd device links ------------------------------
-# The patch's meson.build reads VIOMMU_ROOT (at configure and every automatic reconfigure)
-# for target/release/libviommu.a and include/viommu.h.
-VIOMMU_ROOT=$(cd "$VIOMMU_QEMU_DIR/../.." && pwd)
-export VIOMMU_ROOT
+# Built from this checkout, then staged at a fixed path in the cache (the patch's
+# meson.build reads VIOMMU_ROOT, at configure and every automatic reconfigure, for
+# target/release/libviommu.a and include/viommu.h): a build cached from another checkout
+# stays valid, and copying only what changed keeps ninja incremental.
+REPO_ROOT=$(cd "$VIOMMU_QEMU_DIR/../.." && pwd)
 log "cargo build --release -p viommu-ffi"
-(cd "$VIOMMU_ROOT" && cargo build --release -q -p viommu-ffi) || die "building libviommu failed"
+(cd "$REPO_ROOT" && cargo build --release -q -p viommu-ffi) || die "building libviommu failed"
+VIOMMU_ROOT=$CACHE/libviommu
+export VIOMMU_ROOT
+mkdir -p "$VIOMMU_ROOT/target/release" "$VIOMMU_ROOT/include"
+for f in target/release/libviommu.a include/viommu.h; do
+    cmp -s "$REPO_ROOT/$f" "$VIOMMU_ROOT/$f" || cp "$REPO_ROOT/$f" "$VIOMMU_ROOT/$f"
+done
 LIBVIOMMU_DIGEST=$(cat "$VIOMMU_ROOT/target/release/libviommu.a" "$VIOMMU_ROOT/include/viommu.h" |
     sha256sum | cut -d' ' -f1)
 
@@ -99,7 +106,7 @@ inputs_digest() {
     {
         echo "qemu $QVER $ORIG_SHA"
         echo "configure ${CONFIGURE_ARGS[*]}"
-        echo "libviommu $LIBVIOMMU_DIGEST"
+        echo "libviommu $LIBVIOMMU_DIGEST at $VIOMMU_ROOT"
         (cd "$VIOMMU_QEMU_DIR" && find patches src -type f \( -name '*.patch' -o -path 'src/*' \) 2>/dev/null |
             LC_ALL=C sort | xargs -r sha256sum)
     } | sha256sum | cut -d' ' -f1
@@ -160,7 +167,7 @@ if ! "$VENV/bin/python3" -c 'import mesonbuild, pycotap' 2>/dev/null ||
 fi
 
 # --- 6. configure (only when its inputs changed) + ninja ---------------------------------
-CFG_DIGEST=$(printf '%s\n' "$QVER" "${CONFIGURE_ARGS[@]}" "${BUILD_DEPS[@]}" | sha256sum | cut -d' ' -f1)
+CFG_DIGEST=$(printf '%s\n' "$QVER" "${CONFIGURE_ARGS[@]}" "${BUILD_DEPS[@]}" "VIOMMU_ROOT=$VIOMMU_ROOT" | sha256sum | cut -d' ' -f1)
 run_configure() {
     (cd "$BUILD" && "$TREE/configure" "${CONFIGURE_ARGS[@]}") >"$CACHE/qemu-configure.log" 2>&1
 }
