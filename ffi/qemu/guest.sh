@@ -153,7 +153,7 @@ module_order() {
 WANT_MODULES=(virtio_pci virtio_blk e1000e)
 
 build_guest() {
-    local series=$1 pkg pver out deb kroot kver stamp_now
+    local series=$1 pkg pver out deb kver stamp_now
     read -r pkg pver < <(resolve_kernel "$series") || true
     [ -n "${pkg:-}" ] || die "no linux-image-amd64 for $series in the apt index"
     out=$GDIR/$series
