@@ -49,6 +49,12 @@ fn first_level_key(source_id: SourceId, address: u64) -> u64 {
     ((address >> 12) << 17) | (1 << 16) | u64::from(source_id.0)
 }
 
+/// Addresses whose page number fits the first-level key whole (bits 58:12). Above, the
+/// key would drop address bits and alias a low page (an address beyond MGAW would hit
+/// page 0's entry instead of faulting), so such requests bypass the first-level cache;
+/// they all fault (no MGAW reaches 2^59) or, with translation off, are not cached.
+const FIRST_LEVEL_ADDRESS_LIMIT: u64 = 1 << (64 - 17 + 12);
+
 /// The IOTLB key qword: domain, page size and a tag so that an all-zero slot never matches.
 pub(crate) fn iotlb_key(domain_id: u16, size_shift: u8) -> u64 {
     u64::from(domain_id) | (u64::from(size_shift) << 24) | KEY_TAG
@@ -199,7 +205,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
     /// state. A permission mismatch is left to the full path, which reports the fault.
     #[inline]
     fn first_level_hit(&self, request: &DmaRequest) -> Option<Mapping> {
-        if request.pasid.is_some() {
+        if request.pasid.is_some() || request.address >= FIRST_LEVEL_ADDRESS_LIMIT {
             return None;
         }
         let key = first_level_key(request.source_id, request.address);
@@ -223,7 +229,10 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         let Some(domain_id) = mapping.domain_id else {
             return;
         };
-        if request.pasid.is_some() || INTERRUPT_RANGE.contains(&request.address) {
+        if request.pasid.is_some()
+            || INTERRUPT_RANGE.contains(&request.address)
+            || request.address >= FIRST_LEVEL_ADDRESS_LIMIT
+        {
             return;
         }
         let key = first_level_key(request.source_id, request.address);

@@ -114,6 +114,8 @@ const RTADDR_MASK: u64 = !0x3FF;
 const IQA_MASK: u64 = !0x7F8;
 /// Writable bits of IRTA (IRTA, EIME, S).
 const IRTA_MASK: u64 = !0x7F0;
+/// IRTA.EIME: x2APIC mode (writable only with ECAP.EIM).
+pub const IRTA_EIME: u64 = 1 << 11;
 /// Writable bits of FEADDR/IEADDR.
 const EVENT_ADDRESS_MASK: u32 = !0x3;
 /// PMEN.EPM (bit 31) and PMEN.PRS (bit 0).
@@ -305,7 +307,15 @@ impl RegisterFile {
                     }
                 }
                 offset::IQA => self.iqa = merge(self.iqa, IQA_MASK),
-                offset::IRTA => self.irta = merge(self.irta, IRTA_MASK),
+                offset::IRTA => {
+                    // EIME is RsvdZ when ECAP.EIM is clear (§11.4.29): no x2APIC mode.
+                    let eime = if config.extended_interrupt_mode {
+                        0
+                    } else {
+                        IRTA_EIME
+                    };
+                    self.irta = merge(self.irta, IRTA_MASK & !eime);
+                }
                 offset::IVA => self.iva = merge(self.iva, !0xF80),
                 offset::IOTLB => {
                     let written = IotlbInvalidate::from_bits(merge(self.iotlb, u64::MAX));
