@@ -174,6 +174,19 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         }
     }
 
+    /// Record a fault the fast path found (taking the slow-path lock) and send the fault
+    /// event, if one is due, after releasing it. Returns whether a record was written.
+    pub(crate) fn report_fault(&self, info: &fault::FaultInfo) -> bool {
+        let (recorded, msi) = {
+            let mut state = self.state.lock();
+            fault::record_fault(&mut state.regs, &self.config, info)
+        };
+        if let Some(msi) = msi {
+            self.host.raise_msi(msi);
+        }
+        recorded
+    }
+
     pub(crate) fn deliver(&self, out: &mut Outbox) {
         for item in out.0.iter() {
             match *item {

@@ -11,17 +11,7 @@ use viommu::{
     Translation, Unit,
 };
 
-/// CRC-32 (IEEE, reflected), as the state blob uses.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
-}
+use viommu::state::crc32;
 
 /// fuzz/regressions/irq/eime-without-ecap-eim: with ECAP.EIM clear, a guest that sets
 /// IRTA.EIME anyway got x2APIC-mode remapping (a 32-bit destination where only xAPIC ids

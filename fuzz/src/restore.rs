@@ -57,17 +57,7 @@ pub struct Input {
     pub ops: Vec<MmioOp>,
 }
 
-/// CRC-32 (IEEE, reflected), as the blob format uses.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
-    }
-    !crc
-}
+pub use viommu::state::crc32;
 
 /// Requests probed on both units: a few fixed ones and those the input made.
 fn probes(ops: &[MmioOp]) -> (Vec<DmaRequest>, Vec<InterruptRequest>) {

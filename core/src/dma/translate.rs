@@ -11,7 +11,7 @@ use crate::cache::Snapshot;
 use crate::dma::context::{resolve_context, ContextFault, DeviceContext};
 use crate::dma::request::{Access, DmaError, DmaFault, DmaRequest, Mapping, SourceId, Translation};
 use crate::dma::walk::{walk_second_level, Leaf, WalkError};
-use crate::fault::{record_fault, FaultInfo};
+use crate::fault::FaultInfo;
 use crate::host::Host;
 use crate::memory::GuestMemory;
 use crate::spec::fault::FaultReason;
@@ -455,15 +455,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
                 is_read: !request.access.write(),
                 pasid: request.pasid,
             };
-            let msi = {
-                let mut state = self.state.lock();
-                let (ok, msi) = record_fault(&mut state.regs, &self.config, &info);
-                recorded = ok;
-                msi
-            };
-            if let Some(msi) = msi {
-                self.host.raise_msi(msi);
-            }
+            recorded = self.report_fault(&info);
         }
         DmaError::Fault(DmaFault {
             reason,

@@ -11,7 +11,7 @@ use core::sync::atomic::Ordering;
 
 use crate::dma::context::below_haw;
 use crate::dma::request::SourceId;
-use crate::fault::{record_fault, FaultInfo};
+use crate::fault::FaultInfo;
 use crate::host::{Host, MsiMessage};
 use crate::memory::{read_copy, GuestMemory, MemoryError};
 use crate::spec::fault::FaultReason;
@@ -486,15 +486,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
                 is_read: false,
                 pasid: None,
             };
-            let msi = {
-                let mut state = self.state.lock();
-                let (ok, msi) = record_fault(&mut state.regs, &self.config, &info);
-                recorded = ok;
-                msi
-            };
-            if let Some(msi) = msi {
-                self.host.raise_msi(msi);
-            }
+            recorded = self.report_fault(&info);
         }
         InterruptError::Fault(InterruptFault {
             reason,

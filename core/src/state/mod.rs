@@ -97,8 +97,9 @@ impl std::error::Error for RestoreError {}
 #[cfg(feature = "std")]
 impl std::error::Error for SaveError {}
 
-/// CRC-32 (IEEE 802.3, reflected), bitwise: small, and state blobs are small.
-pub(crate) fn crc32(bytes: &[u8]) -> u32 {
+/// CRC-32 (IEEE 802.3, reflected) as the blob's last four bytes hold it over the rest —
+/// public so tools that craft or repair blobs (fuzzers, tests) compute the same one.
+pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &byte in bytes {
         crc ^= u32::from(byte);
