@@ -48,6 +48,65 @@
 #define VIOMMU_ACCESS_READ_WRITE 3
 
 /**
+ * The most nodes a topology passed to `viommu_dma_alias` or `viommu_check_topology` may
+ * have.
+ */
+#define VIOMMU_MAX_PCI_NODES 256
+
+/**
+ * `viommu_pci_node.kind`: a host bridge (a root: a root complex or an expander bridge);
+ * uses `segment`, `first_bus`, `last_bus`, `bypass_iommu`.
+ */
+#define VIOMMU_PCI_NODE_HOST_BRIDGE 1
+
+/**
+ * A PCI Express root port: forwards requester ids unchanged.
+ */
+#define VIOMMU_PCI_NODE_ROOT_PORT 2
+
+/**
+ * A PCI Express switch port (upstream or downstream): forwards requester ids unchanged.
+ */
+#define VIOMMU_PCI_NODE_SWITCH_PORT 3
+
+/**
+ * A PCI Express to PCI bridge: requests from its conventional secondary bus take the id
+ * (secondary bus, 00.0).
+ */
+#define VIOMMU_PCI_NODE_PCIE_TO_PCI_BRIDGE 4
+
+/**
+ * A conventional PCI-to-PCI bridge: requests from below it carry the bridge's own id.
+ */
+#define VIOMMU_PCI_NODE_PCI_TO_PCI_BRIDGE 5
+
+/**
+ * A PCI Express endpoint function.
+ */
+#define VIOMMU_PCI_NODE_PCIE_ENDPOINT 6
+
+/**
+ * A conventional PCI endpoint function.
+ */
+#define VIOMMU_PCI_NODE_PCI_ENDPOINT 7
+
+/**
+ * `viommu_check_topology` warning kind: interrupt remapping is on while some devices sit
+ * behind host bridges that bypass the IOMMU; their MSI/MSI-X cannot be remapped.
+ */
+#define VIOMMU_WARNING_BYPASSED_DEVICES_LOSE_MSI 1
+
+/**
+ * Every host bridge bypasses the IOMMU: the unit covers no PCI device.
+ */
+#define VIOMMU_WARNING_NO_REMAPPED_DEVICES 2
+
+/**
+ * More than 255 vCPUs need x2APIC destinations, which the configuration cannot deliver.
+ */
+#define VIOMMU_WARNING_TOO_MANY_VCPUS_FOR_XAPIC 3
+
+/**
  * The result of a call. The numbers are stable: new statuses get new numbers, existing
  * ones never change meaning. `viommu_status_str` names each.
  */
@@ -858,6 +917,78 @@ typedef void (*viommu_map_notify_fn)(void *opaque,
                                      const struct viommu_map_event *event);
 
 /**
+ * One node of a PCI topology. Which fields are used depends on `kind`; the others are
+ * ignored.
+ */
+typedef struct viommu_pci_node {
+    /**
+     * One of the `VIOMMU_PCI_NODE_*` kinds (anything else is INVALID_ARGUMENT).
+     */
+    uint32_t kind;
+    /**
+     * Bridges and endpoints: the index, in the same array, of the host bridge or bridge
+     * whose bus the node sits on. Ignored for host bridges.
+     */
+    uint32_t parent;
+    /**
+     * Host bridges: PCI segment group.
+     */
+    uint16_t segment;
+    /**
+     * Host bridges: the root bus (devices directly below the host bridge are on it).
+     */
+    uint8_t first_bus;
+    /**
+     * Host bridges: the last bus number the hierarchy may use.
+     */
+    uint8_t last_bus;
+    /**
+     * Host bridges: DMA from below is not remapped (QEMU's `bypass_iommu`).
+     */
+    bool bypass_iommu;
+    /**
+     * Bridges and endpoints: device number on the parent's bus, 0..=31.
+     */
+    uint8_t device;
+    /**
+     * Bridges and endpoints: function number, 0..=7.
+     */
+    uint8_t function;
+    /**
+     * Bridges: the bus number of the secondary side.
+     */
+    uint8_t secondary_bus;
+} viommu_pci_node;
+
+/**
+ * The requester id a device's DMA carries when it reaches the remapping hardware.
+ */
+typedef struct viommu_dma_alias_info {
+    /**
+     * The device's host bridge bypasses the IOMMU: its DMA addresses are guest-physical
+     * and `viommu_translate` is not called for it (`segment` and `source_id` are 0).
+     */
+    bool bypass;
+    /**
+     * PCI segment group of the requester id.
+     */
+    uint16_t segment;
+    /**
+     * The requester id (bus in 15:8, device/function in 7:0) to translate with.
+     */
+    uint16_t source_id;
+} viommu_dma_alias_info;
+
+/**
+ * Receive one warning from `viommu_check_topology`: `kind` is a `VIOMMU_WARNING_*`
+ * value, `message` a NUL-terminated English explanation with the ways out, valid only
+ * during the call.
+ */
+typedef void (*viommu_warning_fn)(void *opaque,
+                                  uint32_t kind,
+                                  const char *message);
+
+/**
  * Read `len` bytes of guest-physical memory at `gpa` into `buf`; return 0 on success,
  * anything else if the access failed (no memory there). Called from any thread, and with
  * the unit's register lock held: it must not call back into the unit.
@@ -1156,6 +1287,48 @@ viommu_status viommu_notifier_register(const struct viommu_unit *unit,
  */
 viommu_status viommu_notifier_unregister(const struct viommu_unit *unit,
                                          uint64_t id);
+
+/**
+ * Compute the requester id the DMA of node `node` (an index into `nodes`, which holds
+ * `count` nodes, at most `VIOMMU_MAX_PCI_NODES`) reaches the unit with, into `*out`:
+ * itself for a PCI Express device behind root and switch ports, (secondary bus, 00.0) of
+ * the topmost PCIe-to-PCI bridge above a conventional device, the topmost conventional
+ * PCI-to-PCI bridge's own id below one, and `bypass` under a host bridge with
+ * `bypass_iommu`. Devices with one alias share one context entry (one address space).
+ *
+ * `VIOMMU_STATUS_INVALID_ARGUMENT` for an unknown kind, a topology that cannot exist
+ * (unknown or endpoint parent, cycle, device above 31 or function above 7, bus numbers
+ * out of range or claimed twice, two functions at one address), too many nodes, or a
+ * `node` that is out of range or a host bridge. `*out` is zeroed on failure.
+ *
+ * Thread-safe; needs no unit.
+ */
+viommu_status viommu_dma_alias(const struct viommu_pci_node *nodes,
+                               size_t count,
+                               uint32_t node,
+                               struct viommu_dma_alias_info *out);
+
+/**
+ * Check a unit's `config` with the PCI topology `nodes` (`count` of them, as for
+ * `viommu_dma_alias`) and the guest's `vcpus` (0 when not known) for known ways the guest
+ * would lose something, before it boots: `callback` is called with `opaque` once per
+ * warning found (each kind at most once), and `*warnings` gets their number. Only
+ * reports; an empty report (0) is the good outcome.
+ *
+ * `VIOMMU_STATUS_INVALID_CONFIG` if `config` cannot exist (as for `viommu_unit_new`),
+ * `VIOMMU_STATUS_INVALID_ARGUMENT` for a topology `viommu_dma_alias` refuses;
+ * `VIOMMU_STATUS_NULL_POINTER` for a NULL `config`, `nodes`, `callback` or `warnings`.
+ * `*warnings` is 0 on failure, and the callback is not called.
+ *
+ * Thread-safe; needs no unit. The callback must not unwind.
+ */
+viommu_status viommu_check_topology(const struct viommu_config *config,
+                                    const struct viommu_pci_node *nodes,
+                                    size_t count,
+                                    uint32_t vcpus,
+                                    viommu_warning_fn callback,
+                                    void *opaque,
+                                    size_t *warnings);
 
 /**
  * The name of a status, e.g. `"VIOMMU_STATUS_FAULT"`, as a static NUL-terminated string

@@ -34,6 +34,7 @@ pub mod dmar;
 pub mod host;
 pub mod irq;
 pub mod notify;
+pub mod platform;
 pub mod status;
 pub mod unit;
 

@@ -101,6 +101,11 @@ fn misuse() {
     compile_and_run("misuse", &workspace_root().join("ffi/tests/c/misuse.c"));
 }
 
+#[test]
+fn topology() {
+    compile_and_run("topology", &workspace_root().join("ffi/tests/c/topology.c"));
+}
+
 /// The guide's complete example is the fenced C block that starts with its file comment.
 #[test]
 fn docs_example() {
