@@ -110,6 +110,25 @@ if [ -b /dev/vda ]; then
 else
     echo "VIOMMU-DISK-MISSING"
 fi
+# Throughput of whole-disk reads, only when asked (ffi/qemu/bench.sh passes viommu.bench=1):
+# O_DIRECT if this dd can, else after dropping the page cache; /proc/uptime gives 10 ms.
+case " $(cat /proc/cmdline) " in *" viommu.bench=1 "*)
+    size=$(($(cat /sys/block/vda/size) * 512))
+    for bs in 4096 1048576; do
+        mode=direct
+        dd if=/dev/vda of=/dev/null bs=$bs count=1 iflag=direct 2>/dev/null || mode=cached
+        echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        if [ $mode = direct ]; then
+            dd if=/dev/vda of=/dev/null bs=$bs count=$((size / bs)) iflag=direct 2>/dev/null
+        else
+            dd if=/dev/vda of=/dev/null bs=$bs count=$((size / bs)) 2>/dev/null
+        fi
+        t1=$(cut -d' ' -f1 /proc/uptime)
+        echo "VIOMMU-BENCH-DD bs=$bs mode=$mode bytes=$size seconds=$(awk "BEGIN { print $t1 - $t0 }")"
+    done
+    ;;
+esac
 for d in /sys/bus/pci/devices/*; do
     drv=$(basename "$(readlink "$d/driver" 2>/dev/null)" 2>/dev/null)
     echo "VIOMMU-PCI $(basename "$d") id=$(cat "$d/vendor"):$(cat "$d/device") driver=${drv:--} group=$(basename "$(readlink "$d/iommu_group" 2>/dev/null)" 2>/dev/null) group_type=$(cat "$d/iommu_group/type" 2>/dev/null || echo none)"

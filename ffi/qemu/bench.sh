@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Disk-read throughput inside a Linux 6.12 guest (TCG), the same QEMU binary and guest with
+# no vIOMMU, QEMU's intel-iommu, and viommu-vtd, in lazy and strict invalidation mode: the
+# guest reads its whole virtio-blk disk with dd at 4 KiB and 1 MiB (O_DIRECT when its dd can).
+# A benchmark, not a test: it prints a table and records nothing by itself.
+#
+#   ffi/qemu/bench.sh [--rounds N]
+set -euo pipefail
+DIR=$(cd "$(dirname "$0")" && pwd)
+CACHE=${VIOMMU_CACHE:-$HOME/.cache/viommu}
+ROUNDS=1
+[ "${1:-}" = --rounds ] && ROUNDS=$2
+
+# run_bench NAME RUN_DIR DROP_IOMMU : re-run the boot-test command line of RUN_DIR with
+# viommu.bench=1 (and without any vIOMMU when DROP_IOMMU=1); print the guest's figures.
+run_bench() {
+    local name=$1 run=$2 drop=$3 a skip=0 out
+    local -a cmd new=()
+    eval "cmd=($(cat "$run/cmdline"))"
+    out=$CACHE/runs/bench-$name.log
+    for ((i = 0; i < ${#cmd[@]}; i++)); do
+        a=${cmd[$i]}
+        if [ $skip = 1 ]; then skip=0; continue; fi
+        case "$a" in
+        -device)
+            if [ "$drop" = 1 ] && [[ "${cmd[$((i + 1))]}" == intel-iommu* || "${cmd[$((i + 1))]}" == viommu-vtd* ]]; then
+                skip=1; continue
+            fi ;;
+        file:*serial.log) a="file:$out" ;;
+        file=*disk.img,*) a="file=$DISK,${a#*,}" ;;
+        console=*)
+            a="$a viommu.bench=1"
+            [ "$drop" = 1 ] && a=${a//intel_iommu=on/intel_iommu=off} ;;
+        esac
+        new+=("$a")
+    done
+    rm -f "$out"
+    timeout 600 "${new[@]}" >"$out.qemu" 2>&1 || true
+    grep -a 'VIOMMU-BENCH-DD' "$out" | sed 's/\r//' | while read -r _ bs mode bytes secs; do
+        local b=${bytes#bytes=} s=${secs#seconds=}
+        printf '%-22s %-12s %-12s %8.2f s %10.1f MiB/s\n' "$name" "${bs#bs=}" "${mode#mode=}" "$s" \
+            "$(awk "BEGIN { print ($s > 0) ? $b / 1048576 / $s : 0 }")"
+    done
+}
+
+# boot-test removes its disk after a run: read a 64 MiB disk of our own.
+DISK=$CACHE/runs/bench-disk.img
+mkdir -p "$CACHE/runs"
+[ -f "$DISK" ] || head -c $((64 << 20)) /dev/urandom >"$DISK"
+
+printf '%-22s %-12s %-12s %10s %16s\n' configuration block mode time throughput
+for round in $(seq "$ROUNDS"); do
+    for mode in lazy strict; do
+        for iommu in intel-iommu viommu; do
+            "$DIR/boot-test.sh" --iommu "$iommu" --kernel 6.12 --mode "$mode" >/dev/null ||
+                { echo "boot-test --iommu $iommu --mode $mode failed" >&2; exit 1; }
+            run_bench "$iommu-$mode" "$CACHE/runs/$iommu-6.12-$mode" 0
+        done
+    done
+    run_bench "no-viommu" "$CACHE/runs/intel-iommu-6.12-lazy" 1
+done
