@@ -148,3 +148,44 @@ fn first_level_cache_never_aliases_addresses_above_bit_58() {
         }
     }
 }
+
+/// fuzz/regressions/restore/fsts-fri-beyond-records: a blob whose FSTS.FRI names fault
+/// record 17 of 8 was accepted, so the guest would read an FRI pointing at no register.
+/// FRI only ever names an existing record (§11.4.9.1): such a blob is invalid.
+#[test]
+fn restore_rejects_fsts_fri_beyond_the_records() {
+    use viommu::testing::TestMemory;
+    let memory = TestMemory::new(1 << 20);
+    let unit = Unit::new(Config::default(), &memory, NoHost).unwrap();
+    let mut blob = vec![0u8; unit.saved_size()];
+    unit.save(&mut blob).unwrap();
+    let body = blob.len() - 4;
+    let fsts_at = 16 + 8 + 8 + 4 + 8 + 8; // header, CAP, ECAP, GSTS, RTADDR, CCMD
+    let restore_with = |fsts: u32| {
+        let mut bad = blob.clone();
+        bad[fsts_at..fsts_at + 4].copy_from_slice(&fsts.to_le_bytes());
+        let crc = crc32(&bad[..body]);
+        bad[body..].copy_from_slice(&crc.to_le_bytes());
+        unit.restore(&bad)
+    };
+    assert_eq!(
+        restore_with(17 << 8),
+        Err(viommu::RestoreError::InvalidField("FSTS"))
+    );
+    assert_eq!(
+        restore_with(1 << 1),
+        Err(viommu::RestoreError::InvalidField("FSTS")),
+        "PPF is derived"
+    );
+    assert_eq!(
+        restore_with(1 << 20),
+        Err(viommu::RestoreError::InvalidField("FSTS")),
+        "reserved bits"
+    );
+    assert_eq!(
+        restore_with((7 << 8) | 0x11),
+        Ok(()),
+        "FRI 7 with PFO and IQE is a real state"
+    );
+    assert_eq!(unit.mmio_read(0x34, 4), (7 << 8) | 0x11);
+}

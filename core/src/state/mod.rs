@@ -275,6 +275,13 @@ fn validate(config: &Config, regs: &RegisterFile) -> Result<(), RestoreError> {
     {
         return Err(invalid("GSTS"));
     }
+    // FSTS holds only its RW1C bits and FRI (PPF is derived); FRI names an existing record.
+    let fsts = regs.fsts.into_bits();
+    if fsts & !(FaultStatus::RW1C_MASK | 0xFF00) != 0
+        || u16::from(regs.fsts.fri()) >= config.fault_records
+    {
+        return Err(invalid("FSTS"));
+    }
     if !config.extended_interrupt_mode && regs.irta & IRTA_EIME != 0 {
         return Err(invalid("IRTA.EIME"));
     }
