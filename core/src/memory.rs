@@ -41,15 +41,27 @@ pub trait GuestMemory: Sync {
         current: u64,
         new: u64,
     ) -> Result<Result<u64, u64>, MemoryError> {
-        let mut bytes = [0u8; 8];
-        self.read(gpa, &mut bytes)?;
-        let actual = u64::from_le_bytes(bytes);
-        if actual != current {
-            return Ok(Err(actual));
-        }
-        self.write(gpa, &new.to_le_bytes())?;
-        Ok(Ok(actual))
+        compare_exchange_by_read_write(self, gpa, current, new)
     }
+}
+
+/// [`GuestMemory::compare_exchange_u64`] done as a read, a compare and a write — the
+/// trait's default, for implementations that fall back to it in some cases (atomic only
+/// while the guest is not running).
+pub fn compare_exchange_by_read_write<M: GuestMemory + ?Sized>(
+    mem: &M,
+    gpa: u64,
+    current: u64,
+    new: u64,
+) -> Result<Result<u64, u64>, MemoryError> {
+    let mut bytes = [0u8; 8];
+    mem.read(gpa, &mut bytes)?;
+    let actual = u64::from_le_bytes(bytes);
+    if actual != current {
+        return Ok(Err(actual));
+    }
+    mem.write(gpa, &new.to_le_bytes())?;
+    Ok(Ok(actual))
 }
 
 impl<T: GuestMemory + ?Sized> GuestMemory for &T {

@@ -294,24 +294,6 @@ impl Callbacks {
 /// Guest memory through `dma_read`, `dma_write` and `dma_cmpxchg64`.
 pub(crate) struct CMemory(pub(crate) Callbacks);
 
-impl CMemory {
-    fn read_write(
-        &self,
-        gpa: u64,
-        current: u64,
-        new: u64,
-    ) -> Result<Result<u64, u64>, MemoryError> {
-        let mut bytes = [0u8; 8];
-        self.read(gpa, &mut bytes)?;
-        let actual = u64::from_le_bytes(bytes);
-        if actual != current {
-            return Ok(Err(actual));
-        }
-        self.write(gpa, &new.to_le_bytes())?;
-        Ok(Ok(actual))
-    }
-}
-
 impl GuestMemory for CMemory {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         let read = self.0.ops.dma_read.ok_or(MemoryError)?;
@@ -344,7 +326,7 @@ impl GuestMemory for CMemory {
         new: u64,
     ) -> Result<Result<u64, u64>, MemoryError> {
         let Some(cmpxchg) = self.0.ops.dma_cmpxchg64 else {
-            return self.read_write(gpa, current, new);
+            return viommu::memory::compare_exchange_by_read_write(self, gpa, current, new);
         };
         let mut actual = 0u64;
         // SAFETY: a non-NULL callback from `viommu_host_ops`, called with the embedder's
