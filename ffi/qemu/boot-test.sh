@@ -7,6 +7,15 @@
 #   ffi/qemu/boot-test.sh [--iommu intel-iommu|viommu] [--kernel 6.12|6.1]
 #                         [--mode lazy|strict] [--caching-mode] [--no-eim] [--aw-bits 39|48]
 #                         [--accel auto|kvm|tcg] [--timeout SECONDS] [--seed N]
+#                         [--translate-bench COUNT | --migrate]
+#
+# --translate-bench COUNT: after the checks the guest idles and the host runs the
+#   iommu_translate_bench monitor command (patch 0002) on the virtio-blk disk: COUNT
+#   translations of its ring IOVAs through QEMU's IOMMU translate path; the figures go to
+#   <run>/translate-bench.txt. Works with either --iommu: one interface, two backends.
+# --migrate: after the checks the guest keeps re-reading its disk (DMA + remapped MSI-X);
+#   the host migrates the VM to a file mid-read, quits it, starts a second QEMU from that
+#   file and checks that the guest's reads go on, with the right sha256 and no DMAR fault.
 #
 # Builds whatever is missing first (build.sh, guest.sh). Run artefacts (serial log, QEMU
 # command line, result) go to ${VIOMMU_CACHE:-$HOME/.cache/viommu}/runs/<name>/.
@@ -18,8 +27,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
 IOMMU=intel-iommu KERNEL=6.12 MODE=lazy CM=0 EIM=1 AW_BITS="" ACCEL=${VIOMMU_ACCEL:-auto}
-TIMEOUT=300 SEED=1 DISK_MIB=32
-usage() { sed -n '2,13p' "$0"; exit 2; }
+TIMEOUT=300 SEED=1 DISK_MIB=32 BENCH_COUNT="" MIGRATE=0
+usage() { sed -n '2,23p' "$0"; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
         --iommu) IOMMU=$2; shift 2 ;;
@@ -31,6 +40,8 @@ while [ $# -gt 0 ]; do
         --accel) ACCEL=$2; shift 2 ;;
         --timeout) TIMEOUT=$2; shift 2 ;;
         --seed) SEED=$2; shift 2 ;;
+        --translate-bench) BENCH_COUNT=$2; shift 2 ;;
+        --migrate) MIGRATE=1; shift ;;
         -h|--help) usage ;;
         *) echo "unknown argument: $1" >&2; usage ;;
     esac
@@ -39,6 +50,10 @@ case $IOMMU in intel-iommu|viommu) ;; *) usage ;; esac
 case $KERNEL in 6.12|6.1) ;; *) usage ;; esac
 case $MODE in lazy|strict) ;; *) usage ;; esac
 case $ACCEL in auto|kvm|tcg) ;; *) usage ;; esac
+[ -n "$BENCH_COUNT" ] && [ $MIGRATE = 1 ] && usage
+HOLD=""
+[ -n "$BENCH_COUNT" ] && HOLD=idle
+[ $MIGRATE = 1 ] && HOLD=io
 
 # --- what to boot ---------------------------------------------------------------------
 t0=$SECONDS
@@ -56,6 +71,8 @@ NAME="$IOMMU-$KERNEL-$MODE"
 [ $CM = 1 ] && NAME+=-cm
 [ $EIM = 0 ] && NAME+=-noeim
 [ -n "$AW_BITS" ] && NAME+=-aw$AW_BITS
+[ -n "$BENCH_COUNT" ] && NAME+=-bench
+[ $MIGRATE = 1 ] && NAME+=-migrate
 RUN=$CACHE/runs/$NAME
 rm -rf "$RUN"; mkdir -p "$RUN"
 
@@ -125,12 +142,15 @@ case $IOMMU in
 esac
 STRICT=$([ $MODE = strict ] && echo 1 || echo 0)
 APPEND="console=ttyS0 loglevel=4 panic=-1 intel_iommu=on iommu.passthrough=0 iommu.strict=$STRICT"
+[ -n "$HOLD" ] && APPEND+=" viommu.hold=$HOLD"
+MONITOR=(-monitor none)
+[ -n "$HOLD" ] && MONITOR=(-monitor "unix:$RUN/monitor.sock,server=on,wait=off")
 
 QEMU_CMD=("$QEMU" "${MACHINE[@]}" -m 512 -smp 2 -nodefaults -display none -no-reboot
-    -serial "file:$RUN/serial.log" -monitor none "${FW_ARGS[@]}"
+    -serial "file:$RUN/serial.log" "${MONITOR[@]}" "${FW_ARGS[@]}"
     -device "$IOMMU_DEV"
     -drive "file=$DISK,if=none,id=d0,format=raw"
-    -device virtio-blk-pci,drive=d0,iommu_platform=on,disable-legacy=on
+    -device virtio-blk-pci,id=disk0,drive=d0,iommu_platform=on,disable-legacy=on
     -netdev user,id=n0,restrict=on
     -device e1000e,netdev=n0,romfile=
     -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initrd.img" -append "$APPEND")
@@ -138,8 +158,61 @@ printf '%q ' "${QEMU_CMD[@]}" >"$RUN/cmdline"; echo >>"$RUN/cmdline"
 log "booting $NAME ($ACCEL, $(cut -d' ' -f3 "$GUEST/kernel-version")), log: $RUN/serial.log"
 boot_start=$(date +%s.%N)
 set +e
-timeout --kill-after=10 "$TIMEOUT" "${QEMU_CMD[@]}" >"$RUN/qemu.log" 2>&1
-QEMU_RC=$?
+MIGRATION_NOTE=""
+if [ -z "$HOLD" ]; then
+    timeout --kill-after=10 "$TIMEOUT" "${QEMU_CMD[@]}" >"$RUN/qemu.log" 2>&1
+    QEMU_RC=$?
+else
+    # Held guest: QEMU runs in the background and the host drives it through its monitor.
+    timeout --kill-after=10 "$TIMEOUT" "${QEMU_CMD[@]}" >"$RUN/qemu.log" 2>&1 &
+    qpid=$!
+    if [ -n "$BENCH_COUNT" ]; then
+        if wait_for_line "$RUN/serial.log" '^VIOMMU-GUEST-HOLD' $qpid "$TIMEOUT"; then
+            hmp "$RUN/monitor.sock" "iommu_translate_bench disk0 $BENCH_COUNT" >"$RUN/translate-bench.txt"
+            log "$(grep -h 'ns/call' "$RUN/translate-bench.txt" || echo "translate bench: no figures")"
+        fi
+        hmp "$RUN/monitor.sock" quit >/dev/null 2>&1
+        wait $qpid; QEMU_RC=$?
+    else
+        # Migrate while the guest reads its disk, to a file; then resume from it.
+        if wait_for_line "$RUN/serial.log" '^VIOMMU-HOLD-SHA256 n=1 ' $qpid "$TIMEOUT"; then
+            hmp "$RUN/monitor.sock" "migrate exec:cat>$RUN/migration.bin" >"$RUN/migrate.txt"
+            for _ in $(seq 120); do
+                hmp "$RUN/monitor.sock" "info migrate" >"$RUN/migrate-info.txt"
+                grep -qE 'status: *(completed|failed|cancelled)' "$RUN/migrate-info.txt" && break
+                sleep 1
+            done
+            MIGRATION_NOTE=$(grep -m1 -oE 'status: *[a-z]+' "$RUN/migrate-info.txt")
+        fi
+        hmp "$RUN/monitor.sock" quit >/dev/null 2>&1
+        wait $qpid; QEMU_RC=$?
+        if [[ "$MIGRATION_NOTE" == *completed ]]; then
+            DEST_CMD=()
+            for a in "${QEMU_CMD[@]}"; do
+                case $a in
+                    "file:$RUN/serial.log") a="file:$RUN/serial-dest.log" ;;
+                    "unix:$RUN/monitor.sock,"*) a="unix:$RUN/monitor-dest.sock,server=on,wait=off" ;;
+                esac
+                DEST_CMD+=("$a")
+            done
+            DEST_CMD+=(-incoming "exec:cat $RUN/migration.bin")
+            printf '%q ' "${DEST_CMD[@]}" >"$RUN/cmdline-dest"; echo >>"$RUN/cmdline-dest"
+            log "migrated ($(du -h "$RUN/migration.bin" | cut -f1) stream); resuming from it, log: $RUN/serial-dest.log"
+            : >"$RUN/serial-dest.log"
+            timeout --kill-after=10 "$TIMEOUT" "${DEST_CMD[@]}" >"$RUN/qemu-dest.log" 2>&1 &
+            dpid=$!
+            # Two whole-disk reads after the resume: DMA and interrupts through the restored unit.
+            wait_for_line "$RUN/serial-dest.log" '^VIOMMU-HOLD-SHA256 ' $dpid "$TIMEOUT" &&
+                for _ in $(seq "$TIMEOUT"); do
+                    [ "$(tr -d '\r' <"$RUN/serial-dest.log" | grep -c '^VIOMMU-HOLD-SHA256 ')" -ge 2 ] && break
+                    kill -0 $dpid 2>/dev/null || break
+                    sleep 1
+                done
+            hmp "$RUN/monitor-dest.sock" quit >/dev/null 2>&1
+            wait $dpid || true
+        fi
+    fi
+fi
 set -e
 BOOT_SECS=$(awk -v a="$boot_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 [ -f "$RUN/serial.log" ] || : >"$RUN/serial.log"
@@ -220,9 +293,30 @@ fi
 guest_sha=$(sed -n 's/^VIOMMU-DISK-SHA256=\([0-9a-f]\{64\}\).*/\1/p' "$LOGF" | head -n1)
 check "disk sha256" "$([ "$guest_sha" = "$HOST_SHA" ] && echo 1 || echo 0)" "guest ${guest_sha:-none} vs host $HOST_SHA (${DISK_MIB} MiB)"
 
+# 6b. The same for the migrated VM's log.
+if [ $MIGRATE = 1 ]; then
+    faults=$(tr -d '\r' <"$RUN/serial-dest.log" 2>/dev/null | grep -E 'DMAR: DRHD: handling fault|DMAR: \[(DMA Read|DMA Write|INTR-REMAP)|DMAR: \[Fault|PTE (Read|Write) access is not set' || true)
+    check "no DMAR faults after migration" "$([ -z "$faults" ] && echo 1 || echo 0)" "${faults:-none}"
+fi
+
 # 8. The NIC's DMA both ways: a DHCP lease from slirp.
 lease=$(grep -m1 '^VIOMMU-NET-LEASE' "$LOGF" | tr -d '\r' || true)
 check "e1000e DHCP" "$([ -n "$lease" ] && echo 1 || echo 0)" "${lease:-no lease (DHCP over e1000e failed)}"
+
+# 9. Translate bench: figures came back from the monitor command.
+if [ -n "$BENCH_COUNT" ]; then
+    fig=$(grep -h 'ns/call' "$RUN/translate-bench.txt" 2>/dev/null | sed 's/^iommu_translate_bench: //')
+    check "translate bench" "$([ -n "$fig" ] && echo 1 || echo 0)" "${fig:-no figures from iommu_translate_bench (see $RUN/translate-bench.txt)}"
+fi
+
+# 10. Migration: the source's stream completed and the resumed guest read its disk, right.
+if [ $MIGRATE = 1 ]; then
+    shas=$(tr -d '\r' <"$RUN/serial-dest.log" 2>/dev/null | sed -n 's/^VIOMMU-HOLD-SHA256 n=\([0-9]*\) sha=\([0-9a-f]*\).*/\1 \2/p')
+    nread=$(grep -c . <<<"$shas"); nbad=$(grep -vc " $HOST_SHA\$" <<<"$shas")
+    [ -z "$shas" ] && nread=0
+    ok=0; [[ "$MIGRATION_NOTE" == *completed ]] && [ "$nread" -ge 2 ] && [ "$nbad" = 0 ] && ok=1
+    check "migration" $ok "source ${MIGRATION_NOTE:-never migrated}; after resume $nread whole-disk reads (n=$(head -n1 <<<"$shas" | cut -d' ' -f1)..), $nbad with a wrong sha256"
+fi
 
 {
     echo "== boot-test $NAME: accel=$ACCEL kernel=$(cat "$GUEST/kernel-version") boot ${BOOT_SECS}s"

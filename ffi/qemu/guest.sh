@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the test guest(s): a Debian kernel (not installed: apt-get download + dpkg-deb -x)
 # and a busybox initramfs whose /init loads the virtio/e1000e modules, reports what the
-# IOMMU did, hashes /dev/vda and powers off.
+# IOMMU did, hashes /dev/vda and powers off (or, when asked, holds for the host).
 #
 #   ffi/qemu/guest.sh [--kernel 6.12|6.1]...     (default: both)
 #
@@ -143,6 +143,24 @@ echo "VIOMMU-BEGIN-DMESG"
 dmesg
 echo "VIOMMU-END-DMESG"
 echo "VIOMMU-GUEST-DONE"
+# Held for the host instead of powering off, only when asked (boot-test.sh --translate-bench,
+# --migrate): viommu.hold=idle sleeps (the host times translations meanwhile); viommu.hold=io
+# re-reads the whole disk, bypassing the page cache, in a loop, so that DMA and its
+# interrupts keep flowing while the host migrates the VM. The host ends it with `quit`.
+case " $(cat /proc/cmdline) " in
+*" viommu.hold=idle "*)
+    echo "VIOMMU-GUEST-HOLD idle"
+    while :; do sleep 60; done ;;
+*" viommu.hold=io "*)
+    echo "VIOMMU-GUEST-HOLD io"
+    n=0
+    while :; do
+        n=$((n + 1))
+        echo 3 >/proc/sys/vm/drop_caches
+        echo "VIOMMU-HOLD-SHA256 n=$n sha=$(sha256sum /dev/vda | cut -d' ' -f1)"
+        sleep 1
+    done ;;
+esac
 sync
 poweroff -f
 INIT

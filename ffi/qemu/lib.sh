@@ -68,3 +68,47 @@ EOF
 }
 
 # Whether /dev/kvm can run an ordinary guest is decided by boot-test.sh (probe boot).
+
+# hmp SOCKET COMMAND : send one human-monitor command to a QEMU started with
+# `-monitor unix:SOCKET,server=on,wait=off` and print its reply (for `quit`, whatever
+# arrives before QEMU closes the socket). Waits for the socket to appear (30 s).
+hmp() {
+    /usr/bin/python3 - "$1" "$2" <<'PY'
+import os, re, socket, sys, time
+path, command = sys.argv[1], sys.argv[2]
+for _ in range(300):
+    if os.path.exists(path):
+        break
+    time.sleep(0.1)
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(900)
+s.connect(path)
+def until_prompt():
+    buf = b""
+    while not buf.endswith(b"(qemu) "):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode(errors="replace")
+until_prompt()
+s.sendall(command.encode() + b"\n")
+reply = until_prompt()
+# Drop the terminal control sequences of the monitor's line editor.
+reply = re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\r", "", reply)
+lines = [l for l in reply.split("\n") if l and not l.startswith("(qemu)") and l != command]
+print("\n".join(lines))
+PY
+}
+
+# wait_for_line FILE REGEX PID SECONDS : wait until a line of FILE (CRs dropped) matches
+# REGEX; fails when PID exits or SECONDS pass first.
+wait_for_line() {
+    local file=$1 re=$2 pid=$3 limit=$4 start=$SECONDS
+    while [ $((SECONDS - start)) -lt "$limit" ]; do
+        tr -d '\r' <"$file" 2>/dev/null | grep -qE "$re" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 1
+    done
+    return 1
+}
