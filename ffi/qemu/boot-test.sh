@@ -312,8 +312,8 @@ fi
 # 10. Migration: the source's stream completed and the resumed guest read its disk, right.
 if [ $MIGRATE = 1 ]; then
     shas=$(tr -d '\r' <"$RUN/serial-dest.log" 2>/dev/null | sed -n 's/^VIOMMU-HOLD-SHA256 n=\([0-9]*\) sha=\([0-9a-f]*\).*/\1 \2/p')
-    nread=$(grep -c . <<<"$shas"); nbad=$(grep -vc " $HOST_SHA\$" <<<"$shas")
-    [ -z "$shas" ] && nread=0
+    nread=0 nbad=0
+    if [ -n "$shas" ]; then nread=$(grep -c . <<<"$shas"); nbad=$(grep -vc " $HOST_SHA\$" <<<"$shas"); fi
     ok=0; [[ "$MIGRATION_NOTE" == *completed ]] && [ "$nread" -ge 2 ] && [ "$nbad" = 0 ] && ok=1
     check "migration" $ok "source ${MIGRATION_NOTE:-never migrated}; after resume $nread whole-disk reads (n=$(head -n1 <<<"$shas" | cut -d' ' -f1)..), $nbad with a wrong sha256"
 fi

@@ -96,7 +96,8 @@ s.sendall(command.encode() + b"\n")
 reply = until_prompt()
 # Drop the terminal control sequences of the monitor's line editor.
 reply = re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\r", "", reply)
-lines = [l for l in reply.split("\n") if l and not l.startswith("(qemu)") and l != command]
+# The first line is the line editor's echo of the command, redrawn once per character.
+lines = [l for l in reply.split("\n")[1:] if l and not l.startswith("(qemu)")]
 print("\n".join(lines))
 PY
 }
