@@ -10,8 +10,12 @@
 
 use viommu::cache::SeqCache;
 use viommu::dma::walk::{walk_second_level, Leaf};
-use viommu::testing::{perm, ContextSpec, GuestDriver, GuestTables, TestMemory};
-use viommu::{Config, DmaRequest, NoHost, SourceId, Translation, Unit};
+use viommu::testing::{
+    perm, remappable_msi, ContextSpec, GuestDriver, GuestTables, IrteSpec, TestMemory,
+};
+use viommu::{
+    Config, DmaRequest, Interrupt, InterruptRequest, NoHost, SourceId, Translation, Unit,
+};
 
 /// Guest memory given to every fixture: room for the boot-time queue and status page
 /// below 1 MiB and for the tables of 64 Ki mapped pages (about 0.5 MiB) above it.
@@ -119,6 +123,63 @@ impl Fixture {
             address,
         )
         .expect("mapped page walks")
+    }
+}
+
+/// A unit with interrupt remapping on (x2APIC mode, QI on, DMA remapping off): 64 IRTEs
+/// for [`DEVICE`] with source-id verification, and one remappable-format MSI per entry,
+/// each already remapped once (the interrupt entry cache is warm).
+pub struct IrqFixture {
+    /// The unit under test.
+    pub unit: Unit<TestMemory, NoHost>,
+    /// One MSI per IRTE, in index order.
+    pub requests: Vec<InterruptRequest>,
+}
+
+impl IrqFixture {
+    /// Where the interrupt remapping table lives in guest memory.
+    pub const IRT: u64 = 0x40_0000;
+
+    /// Program the table and IR as Linux does in x2APIC mode, and warm the caches.
+    pub fn new() -> Self {
+        let unit =
+            Unit::new(Config::default(), TestMemory::new(8 << 20), NoHost).expect("valid config");
+        let mut driver = GuestDriver::new(&unit, unit.memory());
+        driver.enable_queued_invalidation();
+        for index in 0..64u16 {
+            let irte = IrteSpec {
+                vector: 0x30 + index as u8,
+                destination: u32::from(index),
+                sid: DEVICE.0,
+                svt: 1,
+                ..IrteSpec::default()
+            };
+            driver.set_irte(Self::IRT, index, &irte);
+        }
+        driver.enable_interrupt_remapping(Self::IRT, 7, true);
+        let requests: Vec<InterruptRequest> = (0..64u16)
+            .map(|index| {
+                let (address, data) = remappable_msi(index, None);
+                InterruptRequest {
+                    source_id: DEVICE,
+                    address,
+                    data,
+                }
+            })
+            .collect();
+        for request in &requests {
+            assert!(matches!(
+                unit.remap_interrupt(request),
+                Ok(Interrupt::Remapped(_))
+            ));
+        }
+        Self { unit, requests }
+    }
+}
+
+impl Default for IrqFixture {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

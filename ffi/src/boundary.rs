@@ -70,12 +70,24 @@ pub(crate) struct Out<'a, T> {
     _lifetime: PhantomData<&'a mut T>,
 }
 
-impl<T> Out<'_, T> {
+impl<'a, T> Out<'a, T> {
     /// Store `value` (the previous contents are overwritten without being dropped).
     pub(crate) fn write(&mut self, value: T) {
         // SAFETY: `ptr` is non-NULL and aligned (checked by `out`), and valid for writes
         // of a `T` for the call (the caller of `out` promised it).
         unsafe { self.ptr.as_ptr().write(value) }
+    }
+
+    /// Store `value` and hand out the now-initialized target, so that a hot path can
+    /// fill in fields in place (narrow stores the C caller's field reads forward from)
+    /// instead of building a copy and storing it whole.
+    pub(crate) fn init(self, value: T) -> &'a mut T {
+        // SAFETY: `ptr` is non-NULL, aligned and valid for writes of a `T` for `'a`
+        // (checked by `out`, promised by its caller).
+        unsafe { self.ptr.as_ptr().write(value) };
+        // SAFETY: the write above initialized the `T`, which stays valid for `'a`, and
+        // `self` is consumed, so this reference is the only access to it.
+        unsafe { &mut *self.ptr.as_ptr() }
     }
 }
 

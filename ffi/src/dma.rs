@@ -150,22 +150,21 @@ impl viommu_translation {
         },
     };
 
-    fn from_result(result: &core::result::Result<Translation, DmaError>) -> Self {
+    /// Fill in the result's fields in place (this is already NONE).
+    fn set_result(&mut self, result: &core::result::Result<Translation, DmaError>) {
         match result {
-            Ok(Translation::Mapped(m)) => Self {
-                kind: viommu_translation_kind::Mapped,
-                mapping: m.into(),
-                ..Self::NONE
-            },
-            Ok(Translation::Interrupt) => Self {
-                kind: viommu_translation_kind::Interrupt,
-                ..Self::NONE
-            },
-            Err(DmaError::Fault(f)) => Self {
-                fault: f.into(),
-                ..Self::NONE
-            },
-            Err(DmaError::UnsupportedRequest) => Self::NONE,
+            Ok(Translation::Mapped(m)) => {
+                self.kind = viommu_translation_kind::Mapped;
+                self.mapping.input_base = m.input_base;
+                self.mapping.output_base = m.output_base;
+                self.mapping.size_shift = m.size_shift;
+                self.mapping.permissions = m.permissions.bits();
+                self.mapping.has_domain = m.domain_id.is_some();
+                self.mapping.domain_id = m.domain_id.unwrap_or(0);
+            }
+            Ok(Translation::Interrupt) => self.kind = viommu_translation_kind::Interrupt,
+            Err(DmaError::Fault(f)) => self.fault = f.into(),
+            Err(DmaError::UnsupportedRequest) => {}
         }
     }
 }
@@ -181,12 +180,11 @@ fn translate_with(
     ) -> core::result::Result<Translation, DmaError>,
 ) -> viommu_status {
     boundary(|| {
-        let mut out = try_out!(out);
-        out.write(viommu_translation::NONE);
+        let out = try_out!(out).init(viommu_translation::NONE);
         let unit = &try_ref!(unit).unit;
         let request = try_ref!(request).to_engine()?;
         let result = translate(unit, &request);
-        out.write(viommu_translation::from_result(&result));
+        out.set_result(&result);
         result.map(|_| ()).map_err(viommu_status::from)
     })
 }

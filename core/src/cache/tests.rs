@@ -13,7 +13,7 @@ fn entry(key: u64, value: u64) -> [u64; 3] {
 }
 
 fn check(key: u64, value: u64) -> u64 {
-    key.rotate_left(17) ^ value.wrapping_mul(GOLDEN) ^ 0xA5A5_5A5A_DEAD_BEEF
+    key.rotate_left(17) ^ value.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5_5A5A_DEAD_BEEF
 }
 
 fn consistent(w: &[u64; 3]) -> bool {

@@ -184,10 +184,21 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
     ///
     /// Callable from any thread at once. A fault is recorded in the fault registers (and
     /// the fault event raised) as the spec says, and also returned.
+    ///
+    /// Inlined into the caller: the hit path is a handful of instructions, and returning
+    /// its result through memory would cost more than it.
+    #[inline]
     pub fn translate(&self, request: &DmaRequest) -> Result<Translation, DmaError> {
         if let Some(mapping) = self.first_level_hit(request) {
             return Ok(Translation::Mapped(mapping));
         }
+        self.translate_miss(request)
+    }
+
+    /// Everything but a first-level hit: kept out of line so the hit path stays small
+    /// (no spills, no frame).
+    #[inline(never)]
+    fn translate_miss(&self, request: &DmaRequest) -> Result<Translation, DmaError> {
         let snap = self.first_level.snapshot(FIRST_LEVEL_DOMAIN);
         let result = self.translate_with(request, Caching::Use);
         if let Ok(Translation::Mapped(mapping)) = &result {

@@ -195,6 +195,12 @@ fn interrupt_first_level_key(request: &InterruptRequest) -> Option<u64> {
     )
 }
 
+/// The set hash of a first-level key: the handle (address bits 19:5) at the bottom, so
+/// consecutive handles land in consecutive sets.
+fn interrupt_first_level_hash(key: u64) -> u64 {
+    key >> 5
+}
+
 const PACKED_REMAPPED: u64 = 1 << 32;
 const PACKED_POSTED: u64 = 2 << 32;
 
@@ -273,21 +279,36 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
     ///
     /// Callable from any thread at once. A fault is recorded in the fault registers (and
     /// the fault event raised) as the spec says, and also returned.
+    #[inline]
     pub fn remap_interrupt(&self, request: &InterruptRequest) -> Result<Interrupt, InterruptError> {
         let key = interrupt_first_level_key(request);
         if let Some(key) = key {
-            if let Some(w) = self.interrupt_first_level.lookup(0, key, |w| w[0] == key) {
+            let hash = interrupt_first_level_hash(key);
+            if let Some(w) = self.interrupt_first_level.lookup(0, hash, |w| w[0] == key) {
                 return Ok(unpack_interrupt(&w));
             }
         }
+        self.remap_interrupt_miss(request, key)
+    }
+
+    /// Everything but a first-level hit: kept out of line so the hit path stays small.
+    #[inline(never)]
+    fn remap_interrupt_miss(
+        &self,
+        request: &InterruptRequest,
+        key: Option<u64>,
+    ) -> Result<Interrupt, InterruptError> {
         let snap = self.interrupt_first_level.snapshot(0);
         let result = self.remap_with(request, Caching::Use);
         if let (Some(key), Ok(interrupt)) = (key, &result) {
             if let Some(words) = pack_interrupt(key, interrupt) {
                 // A refused insert only costs a later miss.
-                let _ = self
-                    .interrupt_first_level
-                    .insert(snap, key, words, |w| w[0] == key);
+                let _ = self.interrupt_first_level.insert(
+                    snap,
+                    interrupt_first_level_hash(key),
+                    words,
+                    |w| w[0] == key,
+                );
             }
         }
         result.map_err(|blocked| match blocked {

@@ -1,0 +1,82 @@
+//! Instruction counts of the hit paths, for `valgrind --tool=callgrind` (which counts
+//! instructions, so the figure is repeatable on a noisy machine, unlike a timing):
+//!
+//! ```sh
+//! cargo build --release -p viommu-bench --example hit_loop
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='hit_loop::translate_hits' \
+//!     target/release/examples/hit_loop translate
+//! ```
+//!
+//! The program runs `CALLS` warm hits (`translate` or `remap`); divide callgrind's total
+//! by `CALLS`. See docs/performance.md.
+
+use std::hint::black_box;
+
+use viommu::{Interrupt, InterruptRequest, Translation};
+use viommu_bench::{Fixture, IrqFixture};
+
+/// Calls per run: enough to make the set-up outside the toggled functions irrelevant.
+const CALLS: usize = 100_000;
+
+#[inline(never)]
+fn translate_hits(fixture: &Fixture) -> u64 {
+    let mut sum = 0;
+    for i in 0..CALLS {
+        let request = &fixture.requests[i % fixture.requests.len()];
+        if let Ok(Translation::Mapped(m)) = fixture.unit.translate(black_box(request)) {
+            sum += m.output_base;
+        }
+    }
+    sum
+}
+
+#[inline(never)]
+fn remap_hits(fixture: &IrqFixture, requests: &[InterruptRequest]) -> u64 {
+    let mut sum = 0;
+    for i in 0..CALLS {
+        if let Ok(Interrupt::Remapped(r)) = fixture
+            .unit
+            .remap_interrupt(black_box(&requests[i % requests.len()]))
+        {
+            sum += u64::from(r.destination) | u64::from(r.vector);
+        }
+    }
+    sum
+}
+
+fn main() {
+    match std::env::args().nth(1).as_deref() {
+        Some("translate") => {
+            let fixture = Fixture::new(64);
+            fixture.warm();
+            println!("{}", translate_hits(&fixture));
+        }
+        Some("remap") => {
+            let fixture = IrqFixture::new();
+            let requests = fixture.requests.clone();
+            println!("{}", remap_hits(&fixture, &requests));
+        }
+        Some("time") => {
+            // Wall-clock cross-check of divan's figures: 100 rounds of CALLS hits each.
+            let fixture = Fixture::new(64);
+            fixture.warm();
+            let irq = IrqFixture::new();
+            let requests = irq.requests.clone();
+            for _ in 0..3 {
+                let start = std::time::Instant::now();
+                let mut sum = 0;
+                for _ in 0..100 {
+                    sum += translate_hits(&fixture);
+                }
+                let t = start.elapsed().as_nanos() as f64 / (100 * CALLS) as f64;
+                let start = std::time::Instant::now();
+                for _ in 0..100 {
+                    sum += remap_hits(&irq, &requests);
+                }
+                let r = start.elapsed().as_nanos() as f64 / (100 * CALLS) as f64;
+                println!("translate hit {t:.2} ns/call, remap hit {r:.2} ns/call ({sum})");
+            }
+        }
+        _ => eprintln!("usage: hit_loop translate|remap|time"),
+    }
+}
