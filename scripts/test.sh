@@ -68,4 +68,6 @@ for args in "--kernel 6.12 --mode lazy" "--kernel 6.12 --mode strict" \
     # shellcheck disable=SC2086
     ffi/qemu/boot-test.sh --iommu viommu $args
 done
-echo "5 passed, 0 failed: QEMU boot tests through viommu-vtd"
+# Migration: save the running unit mid-DMA, restore it in a second QEMU, DMA goes on.
+ffi/qemu/boot-test.sh --iommu viommu --kernel 6.12 --migrate
+echo "6 passed, 0 failed: QEMU boot and migration tests through viommu-vtd"

@@ -4,12 +4,40 @@
 # guest reads its whole virtio-blk disk with dd at 4 KiB and 1 MiB (O_DIRECT when its dd can).
 # A benchmark, not a test: it prints a table and records nothing by itself.
 #
-#   ffi/qemu/bench.sh [--rounds N]
+#   ffi/qemu/bench.sh [--rounds N] [--translate [CALLS]]
+#
+# --translate: instead, the in-QEMU translate microbenchmark: for each backend, boot the
+# guest, then time CALLS (default 10000000) translations of its virtio-blk rings through
+# the IOMMU region's translate callback and through address_space_translate() (the
+# iommu_translate_bench monitor command of patch 0002), N rounds alternating backends.
 set -euo pipefail
 DIR=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VIOMMU_CACHE:-$HOME/.cache/viommu}
-ROUNDS=1
-[ "${1:-}" = --rounds ] && ROUNDS=$2
+ROUNDS=1 TRANSLATE=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --translate)
+            TRANSLATE=10000000
+            if [[ "${2:-}" =~ ^[0-9]+$ ]]; then TRANSLATE=$2; shift; fi
+            shift ;;
+        *) echo "usage: $0 [--rounds N] [--translate [CALLS]]" >&2; exit 2 ;;
+    esac
+done
+
+if [ -n "$TRANSLATE" ]; then
+    printf '%-12s %-6s %14s %14s\n' backend round callback dma-path
+    for round in $(seq "$ROUNDS"); do
+        for iommu in intel-iommu viommu; do
+            "$DIR/boot-test.sh" --iommu "$iommu" --kernel 6.12 --translate-bench "$TRANSLATE" >/dev/null ||
+                { echo "boot-test --iommu $iommu --translate-bench failed" >&2; exit 1; }
+            sed -n 's/.*calls [0-9]* callback \([0-9.]*\) ns\/call dma-path \([0-9.]*\) ns\/call.*/\1 \2/p' \
+                "$CACHE/runs/$iommu-6.12-lazy-bench/translate-bench.txt" |
+                while read -r cb dp; do printf '%-12s %-6s %11s ns %11s ns\n' "$iommu" "$round" "$cb" "$dp"; done
+        done
+    done
+    exit 0
+fi
 
 # run_bench NAME RUN_DIR DROP_IOMMU : re-run the boot-test command line of RUN_DIR with
 # viommu.bench=1 (and without any vIOMMU when DROP_IOMMU=1); print the guest's figures.

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# A long fuzzing run (docs/reliability.md, "Runs so far"): each target named runs for
+# SECONDS (default 3600) in turn, niced, from fuzz/seeds/<t> plus the corpus of earlier
+# runs in fuzz/corpus/<t>; libFuzzer's log goes to fuzz/target/long-<t>.log and one
+# summary line per target (executions, exec/s, cov, ft, corpus, result) to stdout.
+# A crash stops that target's run; its input is in fuzz/artifacts/<t>/.
+#
+#   scripts/fuzz-long.sh [--seconds N] TARGET...      (targets: mmio translate queue irq restore ffi)
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+SECONDS_PER=3600
+if [ "${1:-}" = --seconds ]; then SECONDS_PER=$2; shift 2; fi
+[ $# -gt 0 ] || { sed -n '2,8p' "$0"; exit 2; }
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+cargo +nightly fuzz build -s none --features ffi
+for t in "$@"; do
+    mkdir -p "corpus/$t" "seeds/$t"
+    log=target/long-$t.log
+    start=$(date -u +%FT%TZ)
+    set +e
+    nice -n 19 cargo +nightly fuzz run -s none --features ffi "$t" "corpus/$t" "seeds/$t" -- \
+        -max_total_time="$SECONDS_PER" -print_final_stats=1 >"$log" 2>&1
+    rc=$?
+    set -e
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+    first=$(grep -m1 -o 'cov: [0-9]* ft: [0-9]*' "$log" || true)
+    last=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' "$log" | tail -1 || true)
+    result="no failure"
+    [ $rc -ne 0 ] && result="FAILED (exit $rc; see $log and artifacts/$t/)"
+    echo "$t: from $start for ${SECONDS_PER}s: ${execs:-?} executions, ${rate:-?} exec/s, ${first:-?} -> ${last:-?}; $result"
+done
