@@ -7,8 +7,9 @@
 //!     target/release/examples/hit_loop translate
 //! ```
 //!
-//! The program runs `CALLS` warm hits (`translate` or `remap`); divide callgrind's total
-//! by `CALLS`. See docs/performance.md.
+//! The program runs `CALLS` warm hits (`translate` or `remap`), or `CALLS` misses
+//! (`miss`: the same loop over 64 Ki pages); divide callgrind's total by `CALLS`. See
+//! docs/performance.md.
 
 use std::hint::black_box;
 
@@ -51,6 +52,12 @@ fn main() {
             fixture.warm();
             println!("{}", translate_hits(&fixture));
         }
+        Some("miss") => {
+            // 64 Ki pages, 16x the IOTLB, in order: nearly every call misses everything.
+            let fixture = Fixture::new(64 * 1024);
+            fixture.warm();
+            println!("{}", translate_hits(&fixture));
+        }
         Some("remap") => {
             let fixture = IrqFixture::new();
             let requests = fixture.requests.clone();
@@ -77,6 +84,6 @@ fn main() {
                 println!("translate hit {t:.2} ns/call, remap hit {r:.2} ns/call ({sum})");
             }
         }
-        _ => eprintln!("usage: hit_loop translate|remap|time"),
+        _ => eprintln!("usage: hit_loop translate|miss|remap|time"),
     }
 }

@@ -305,8 +305,6 @@ pub struct SeqCache<const W: usize, const N: usize> {
     global: AtomicU32,
     /// Per-bucket domain generations.
     buckets: [AtomicU32; DOMAIN_BUCKETS],
-    /// Round-robin victim selector for full sets.
-    victim: AtomicU32,
 }
 
 impl<const W: usize, const N: usize> SeqCache<W, N> {
@@ -357,7 +355,6 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
                 }
                 buckets
             },
-            victim: AtomicU32::new(0),
         }
     }
 
@@ -372,7 +369,6 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
             epoch: AtomicU64::new(0),
             global: AtomicU32::new(global),
             buckets: core::array::from_fn(|_| AtomicU32::new(bucket_gen)),
-            victim: AtomicU32::new(0),
         }
     }
 
@@ -481,7 +477,7 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
     /// Inserts an entry computed by a walk that started at `snap`.
     ///
     /// Replaces a live entry of the set for which `same_key` is true, else an
-    /// empty or dead way, else a round-robin victim. The entry is tagged with
+    /// empty or dead way, else a pseudo-random victim. The entry is tagged with
     /// the generations in `snap`, so it is dead on arrival if a domain or
     /// global invalidation happened since.
     ///
@@ -518,7 +514,11 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
             }
         }
         let choice = same.or(free).or_else(|| {
-            let way = self.victim.fetch_add(1, Ordering::Relaxed) as usize % WAYS;
+            // A full set: evict a way picked from the ways' sequence counters (each
+            // write moves one of them, so successive evictions in a set move around)
+            // and the hash — pseudo-random, and no shared counter to write.
+            let mix = seen.iter().flatten().fold(hash, |acc, seq| acc ^ (seq >> 1));
+            let way = (mix ^ (mix >> 7)) as usize % WAYS;
             seen.get(way).copied().flatten().map(|seq| (way, seq))
         });
         let Some((way, seq)) = choice else {
