@@ -202,4 +202,3 @@ fn translate_hit_run_of_64(bencher: Bencher) {
         }
     });
 }
-

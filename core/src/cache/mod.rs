@@ -517,7 +517,10 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
             // A full set: evict a way picked from the ways' sequence counters (each
             // write moves one of them, so successive evictions in a set move around)
             // and the hash — pseudo-random, and no shared counter to write.
-            let mix = seen.iter().flatten().fold(hash, |acc, seq| acc ^ (seq >> 1));
+            let mix = seen
+                .iter()
+                .flatten()
+                .fold(hash, |acc, seq| acc ^ (seq >> 1));
             let way = (mix ^ (mix >> 7)) as usize % WAYS;
             seen.get(way).copied().flatten().map(|seq| (way, seq))
         });
