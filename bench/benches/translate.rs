@@ -43,18 +43,28 @@ fn translate_one(fixture: &Fixture, request: &viommu::DmaRequest) -> u64 {
     output_of(fixture.unit.translate(request))
 }
 
-/// `unit.translate` on a first-level cache hit, one thread, cycling over 64 warm pages:
-/// one probe of the first-level cache by (source id, page); no guest memory read.
-#[divan::bench]
-fn translate_hit(bencher: Bencher) {
-    let fixture = Fixture::new(HOT_PAGES);
+/// Time `call` once per iteration over `pages` warm pages, cycling in order (the shared
+/// loop of the single-thread translate benchmarks).
+fn bench_cycling(
+    bencher: Bencher,
+    pages: usize,
+    call: impl Fn(&Fixture, &viommu::DmaRequest) -> u64,
+) {
+    let fixture = Fixture::new(pages);
     fixture.warm();
     let requests = &fixture.requests;
     let mut i = 0;
     bencher.bench_local(|| {
-        i = (i + 1) % HOT_PAGES;
-        translate_one(&fixture, black_box(&requests[i]))
+        i = (i + 1) % pages;
+        call(&fixture, black_box(&requests[i]))
     });
+}
+
+/// `unit.translate` on a first-level cache hit, one thread, cycling over 64 warm pages:
+/// one probe of the first-level cache by (source id, page); no guest memory read.
+#[divan::bench]
+fn translate_hit(bencher: Bencher) {
+    bench_cycling(bencher, HOT_PAGES, translate_one);
 }
 
 /// The same, with `translate` (which is `#[inline]`) inlined straight into divan's
@@ -63,13 +73,8 @@ fn translate_hit(bencher: Bencher) {
 /// lookup itself.
 #[divan::bench]
 fn translate_hit_inlined(bencher: Bencher) {
-    let fixture = Fixture::new(HOT_PAGES);
-    fixture.warm();
-    let requests = &fixture.requests;
-    let mut i = 0;
-    bencher.bench_local(|| {
-        i = (i + 1) % HOT_PAGES;
-        output_of(fixture.unit.translate(black_box(&requests[i])))
+    bench_cycling(bencher, HOT_PAGES, |fixture, request| {
+        output_of(fixture.unit.translate(request))
     });
 }
 
@@ -92,15 +97,9 @@ fn translate_hit_threads(bencher: Bencher) {
 /// `GuestMemory` and inserts the leaf.
 #[divan::bench]
 fn translate_miss(bencher: Bencher) {
-    let fixture = Fixture::new(COLD_PAGES);
-    // One more full pass so the table pages are in the CPU caches as far as they fit.
-    fixture.warm();
-    let requests = &fixture.requests;
-    let mut i = 0;
-    bencher.bench_local(|| {
-        i = (i + 1) % COLD_PAGES;
-        output_of(fixture.unit.translate(black_box(&requests[i])))
-    });
+    // `bench_cycling` warms once more first, so the table pages are in the CPU caches
+    // as far as they fit.
+    bench_cycling(bencher, COLD_PAGES, translate_one);
 }
 
 /// The pure 4-level walk (`viommu::dma::walk::walk_second_level`) over the 64 warm
