@@ -36,20 +36,27 @@ fn translation_disabled_passes_addresses_through() {
     assert_eq!(m.domain_id, None);
 }
 
+/// Tables for DEV_A (page 0x1000 -> 0x20_0000, RW) in `domain_a` and DEV_B (page 0x1000
+/// -> 0x30_0000, read-only) in `domain_b`, each with its own second-level table; returns
+/// the root table.
+fn two_devices_two_tables(mem: &TestMemory, domain_a: u16, domain_b: u16) -> u64 {
+    let mut tables = GuestTables::new(mem);
+    let table_a = tables.new_domain_table();
+    let table_b = tables.new_domain_table();
+    tables.map(table_a, 4, 0x1000, 0x20_0000, 12, perm::RW);
+    tables.map(table_b, 4, 0x1000, 0x30_0000, 12, perm::R);
+    tables.set_context(DEV_A.0, ContextSpec::translated(domain_a, table_a));
+    tables.set_context(DEV_B.0, ContextSpec::translated(domain_b, table_b));
+    tables.root_table
+}
+
 #[test]
 fn two_devices_in_two_domains_translate_through_their_own_tables() {
     let mem = TestMemory::new(MEM);
     let host = RecordingHost::new();
     let unit = Unit::new(Config::default(), &mem, &host).unwrap();
-    let mut tables = GuestTables::new(&mem);
-    let table_a = tables.new_domain_table();
-    let table_b = tables.new_domain_table();
-    tables.map(table_a, 4, 0x1000, 0x20_0000, 12, perm::RW);
-    tables.map(table_b, 4, 0x1000, 0x30_0000, 12, perm::R);
-    tables.set_context(DEV_A.0, ContextSpec::translated(1, table_a));
-    tables.set_context(DEV_B.0, ContextSpec::translated(2, table_b));
     let mut driver = GuestDriver::new(&unit, &mem);
-    driver.boot(tables.root_table);
+    driver.boot(two_devices_two_tables(&mem, 1, 2));
 
     let a = mapped(&unit, DmaRequest::write(DEV_A, 0x1234));
     assert_eq!(a.translate(0x1234), 0x20_0234);
@@ -76,15 +83,8 @@ fn contexts_sharing_a_domain_id_share_its_iotlb_entries() {
     let mem = TestMemory::new(MEM);
     let host = RecordingHost::new();
     let unit = Unit::new(Config::default(), &mem, &host).unwrap();
-    let mut tables = GuestTables::new(&mem);
-    let table_a = tables.new_domain_table();
-    let table_b = tables.new_domain_table();
-    tables.map(table_a, 4, 0x1000, 0x20_0000, 12, perm::RW);
-    tables.map(table_b, 4, 0x1000, 0x30_0000, 12, perm::R);
-    tables.set_context(DEV_A.0, ContextSpec::translated(1, table_a));
-    tables.set_context(DEV_B.0, ContextSpec::translated(1, table_b));
     let mut driver = GuestDriver::new(&unit, &mem);
-    driver.boot(tables.root_table);
+    driver.boot(two_devices_two_tables(&mem, 1, 1));
 
     assert_eq!(
         mapped(&unit, DmaRequest::read(DEV_A, 0x1000)).translate(0x1008),
