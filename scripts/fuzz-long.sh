@@ -2,7 +2,9 @@
 # A long fuzzing run (docs/reliability.md, "Runs so far"): each target named runs for
 # SECONDS (default 3600) in turn, niced, from fuzz/seeds/<t> plus the corpus of earlier
 # runs in fuzz/corpus/<t>; libFuzzer's log goes to fuzz/target/long-<t>.log and one
-# summary line per target (executions, exec/s, cov, ft, corpus, result) to stdout.
+# summary line per target (executions, exec/s, CPU seconds, cov, ft, corpus, result) to
+# stdout. Several instances may run side by side (one target each); the CPU seconds say what
+# share of a core each one got.
 # A crash stops that target's run; its input is in fuzz/artifacts/<t>/.
 #
 #   scripts/fuzz-long.sh [--seconds N] TARGET...      (targets: mmio translate queue irq restore ffi)
@@ -18,15 +20,19 @@ for t in "$@"; do
     log=target/long-$t.log
     start=$(date -u +%FT%TZ)
     set +e
+    cpu_before=$(awk '{print $16 + $17}' /proc/$$/stat)
     nice -n 19 cargo +nightly fuzz run -s none --features ffi "$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$SECONDS_PER" -print_final_stats=1 >"$log" 2>&1
     rc=$?
     set -e
+    ticks=$(getconf CLK_TCK)
+    cpu_after=$(awk '{print $16 + $17}' /proc/$$/stat)
+    cpu=$(( (cpu_after - cpu_before) / ticks ))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
     first=$(grep -m1 -o 'cov: [0-9]* ft: [0-9]*' "$log" || true)
     last=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' "$log" | tail -1 || true)
     result="no failure"
     [ $rc -ne 0 ] && result="FAILED (exit $rc; see $log and artifacts/$t/)"
-    echo "$t: from $start for ${SECONDS_PER}s: ${execs:-?} executions, ${rate:-?} exec/s, ${first:-?} -> ${last:-?}; $result"
+    echo "$t: from $start for ${SECONDS_PER}s: ${execs:-?} executions, ${rate:-?} exec/s, ${cpu} CPU s, ${first:-?} -> ${last:-?}; $result"
 done

@@ -64,11 +64,14 @@ fn main() {
             println!("{}", remap_hits(&fixture, &requests));
         }
         Some("time") => {
-            // Wall-clock cross-check of divan's figures: 100 rounds of CALLS hits each.
+            // Wall-clock cross-check of divan's figures: 100 rounds of CALLS hits each, and
+            // 10 rounds of CALLS misses (the `miss` loop).
             let fixture = Fixture::new(64);
             fixture.warm();
             let irq = IrqFixture::new();
             let requests = irq.requests.clone();
+            let cold = Fixture::new(64 * 1024);
+            cold.warm();
             for _ in 0..3 {
                 let start = std::time::Instant::now();
                 let mut sum = 0;
@@ -81,7 +84,15 @@ fn main() {
                     sum += remap_hits(&irq, &requests);
                 }
                 let r = start.elapsed().as_nanos() as f64 / (100 * CALLS) as f64;
-                println!("translate hit {t:.2} ns/call, remap hit {r:.2} ns/call ({sum})");
+                let start = std::time::Instant::now();
+                for _ in 0..10 {
+                    sum += translate_hits(&cold);
+                }
+                let m = start.elapsed().as_nanos() as f64 / (10 * CALLS) as f64;
+                println!(
+                    "translate hit {t:.2} ns/call, remap hit {r:.2} ns/call, \
+                     miss {m:.1} ns/call ({sum})"
+                );
             }
         }
         _ => eprintln!("usage: hit_loop translate|miss|remap|time"),

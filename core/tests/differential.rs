@@ -262,7 +262,7 @@ impl Harness<'_> {
     fn domain_of(&self, device: SourceId) -> u16 {
         let mut probe = GuestTables::new_at(self.tables.memory(), self.tables.root_table);
         let entry = probe.context_entry_address(device.0);
-        ((self.tables.memory().read_u64(entry + 8) >> 8) & 0xFFFF) as u16
+        ((self.tables.memory().peek_u64(entry + 8) >> 8) & 0xFFFF) as u16
     }
 }
 

@@ -112,7 +112,7 @@ fn write() -> DmaRequest {
 /// OR `bits` into the qword at `address`.
 fn set_bits(t: &GuestTables<'_>, address: u64, bits: u64) {
     let m = t.memory();
-    m.write_u64(address, m.read_u64(address) | bits);
+    m.write_u64(address, m.peek_u64(address) | bits);
 }
 
 fn cases() -> Vec<Case> {
@@ -124,7 +124,7 @@ fn cases() -> Vec<Case> {
             |t, fpd| {
                 mapped_device(t, fpd, perm::RW);
                 let root = t.root_table + u64::from(DEV.bus()) * 16;
-                let low = t.memory().read_u64(root);
+                let low = t.memory().peek_u64(root);
                 t.memory().write_u64(root, low & !1);
                 Setup::new(read())
             },
@@ -329,7 +329,7 @@ fn cases() -> Vec<Case> {
             |t, fpd| {
                 let table = mapped_device(t, fpd, perm::RW);
                 let pde = t.entry_address(table, 4, IOVA, 2);
-                let value = t.memory().read_u64(pde);
+                let value = t.memory().peek_u64(pde);
                 t.memory().write_u64(pde, value & !perm::W);
                 Setup::new(write())
             },
@@ -340,7 +340,7 @@ fn cases() -> Vec<Case> {
             |t, fpd| {
                 let table = mapped_device(t, fpd, perm::RW);
                 let pml4e = t.entry_address(table, 4, IOVA, 4);
-                let value = t.memory().read_u64(pml4e);
+                let value = t.memory().peek_u64(pml4e);
                 t.memory().write_u64(pml4e, value & !perm::R);
                 Setup::new(read())
             },
@@ -633,7 +633,7 @@ fn not_present_at(t: &mut GuestTables<'_>, fpd: bool, level: u8, is_write: bool)
     let table = mapped_device(t, fpd, perm::RW);
     // Not present is R = W = 0; the other bits are the guest's business.
     let entry = t.entry_address(table, 4, IOVA, level);
-    let value = t.memory().read_u64(entry);
+    let value = t.memory().peek_u64(entry);
     t.memory().write_u64(entry, value & !perm::RW);
     Setup::new(if is_write { write() } else { read() })
 }

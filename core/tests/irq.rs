@@ -531,8 +531,8 @@ fn irq_posted_interrupts_set_pir_and_notify_once() {
             destination: 5
         })
     );
-    assert_eq!(rig.mem.read_u64(pid + 16), 1 << (0x99 - 128), "PIR bit set");
-    assert_eq!(rig.mem.read_u64(pid + 32) & 1, 1, "ON set");
+    assert_eq!(rig.mem.peek_u64(pid + 16), 1 << (0x99 - 128), "PIR bit set");
+    assert_eq!(rig.mem.peek_u64(pid + 32) & 1, 1, "ON set");
     // ON already set: pending, no second notification.
     assert_eq!(rig.unit.post_interrupt(&posted), Ok(PostOutcome::Pending));
     // Suppressed (SN) and not urgent: pending; urgent: notify.
@@ -551,7 +551,7 @@ fn irq_posted_interrupts_set_pir_and_notify_once() {
         })
     );
     assert_eq!(
-        rig.mem.read_u64(pid + 8) & (1 << (0x45 - 64)),
+        rig.mem.peek_u64(pid + 8) & (1 << (0x45 - 64)),
         1 << (0x45 - 64)
     );
 }

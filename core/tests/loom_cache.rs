@@ -256,3 +256,46 @@ fn domain_generation_wrap_racing_snapshot_leaves_no_stale_entry() {
         insert_vs_wrap(swap, cache, Kind::Domain, Snap::Racing);
     });
 }
+
+/// A walker filling two caches and confirming both with one fence
+/// (`Published::confirm_with`) racing an invalidation that removes its key
+/// from the first (targeted) and flushes the second: with a snapshot that
+/// predates the invalidation, neither entry survives, exactly as with two
+/// separate inserts.
+#[test]
+fn paired_fill_vs_invalidation() {
+    model(|swap| {
+        let (iotlb, first_level) = (Arc::new(Cache::new()), Arc::new(Cache::new()));
+        let started = Arc::new(AtomicBool::new(false));
+
+        let invalidator = {
+            let (iotlb, first_level, started) =
+                (iotlb.clone(), first_level.clone(), started.clone());
+            move || {
+                started.store(true, Ordering::Release);
+                iotlb.invalidate_where(1, key_is(1));
+                first_level.invalidate_all();
+            }
+        };
+        let walker = {
+            let (iotlb, first_level, started) =
+                (iotlb.clone(), first_level.clone(), started.clone());
+            move || {
+                let first_snap = first_level.snapshot(DOMAIN);
+                let snap = iotlb.snapshot(DOMAIN);
+                let began_before = !started.load(Ordering::Acquire);
+                let a = iotlb.publish(snap, 1, entry(1, 1), key_is(1));
+                let b = first_level.publish(first_snap, 1, entry(1, 1), key_is(1));
+                let _ = a.confirm_with(b);
+                began_before
+            }
+        };
+
+        let (began_before, ()) = pair(swap, walker, invalidator);
+        if began_before {
+            assert_eq!(iotlb.lookup(DOMAIN, 1, key_is(1)), None);
+            assert_eq!(iotlb.count_occupied(), 0);
+            assert_eq!(first_level.lookup(DOMAIN, 1, key_is(1)), None);
+        }
+    });
+}

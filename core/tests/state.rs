@@ -93,7 +93,7 @@ fn observe(unit: &TestUnit<'_>, host: &RecordingHost, mem: &TestMemory) -> Vec<S
     );
     mem.write_u64(QUEUE_BASE + head + 8, 0x7_F100);
     unit.mmio_write(offset::FSTS, 4, 1 << 4);
-    seen.push(format!("status {:#x}", mem.read_u32(0x7_F100)));
+    seen.push(format!("status {:#x}", mem.peek_u32(0x7_F100)));
     unit.mmio_write(offset::ICS, 4, 1);
     unit.mmio_write(offset::IECTL, 4, 0);
     unit.mmio_write(offset::FECTL, 4, 0);

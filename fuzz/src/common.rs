@@ -144,6 +144,9 @@ impl GuestMemory for WatchedMemory {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         self.inner.read(gpa, buf)
     }
+    fn read_u64(&self, gpa: u64) -> Result<u64, MemoryError> {
+        self.inner.read_u64(gpa)
+    }
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
         let result = self.inner.write(gpa, data);
         if result.is_ok() {

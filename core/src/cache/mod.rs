@@ -292,6 +292,74 @@ pub struct Snapshot {
     bucket: u16,
 }
 
+/// An entry [`SeqCache::publish`]ed and visible, not yet checked against the
+/// invalidations that may have raced the walk that computed it.
+///
+/// [`confirm`](Self::confirm) (or [`confirm_with`](Self::confirm_with), or
+/// dropping it) issues the SeqCst fence of the protocol and re-reads the epoch;
+/// if an invalidation moved it since the snapshot, the entry is taken back out.
+/// Between `publish` and the confirmation the entry may already be looked up:
+/// it is exactly as visible as with [`SeqCache::insert`], which does the two
+/// steps back to back.
+#[must_use = "confirm the entry: an unconfirmed entry may outlive an invalidation that raced it"]
+#[derive(Debug)]
+pub struct Published<'a, const W: usize, const N: usize> {
+    cache: &'a SeqCache<W, N>,
+    snap: Snapshot,
+    /// The slot index written and the sequence value it was published at;
+    /// `None` if no way could be locked (nothing was written).
+    written: Option<(usize, u64)>,
+    /// The outcome, once checked.
+    confirmed: Option<bool>,
+}
+
+impl<const W: usize, const N: usize> Published<'_, W, N> {
+    /// Checks the entry against racing invalidations: `true` if none happened
+    /// since the snapshot, else the entry is removed (unless already
+    /// replaced) and the caller must re-walk. See [`SeqCache::insert`].
+    pub fn confirm(mut self) -> bool {
+        fence(Ordering::SeqCst);
+        self.check_after_fence()
+    }
+
+    /// Confirms this entry and `other` (of any cache) with one fence: the
+    /// fence orders both publications before both epoch checks, so each is
+    /// exactly as safe as confirming it alone. Returns both outcomes.
+    pub fn confirm_with<const W2: usize, const N2: usize>(
+        mut self,
+        mut other: Published<'_, W2, N2>,
+    ) -> (bool, bool) {
+        fence(Ordering::SeqCst);
+        (self.check_after_fence(), other.check_after_fence())
+    }
+
+    /// The epoch check of the store-buffering argument (module docs, point 2).
+    /// Must follow a SeqCst fence issued after the publication; runs once.
+    fn check_after_fence(&mut self) -> bool {
+        if let Some(done) = self.confirmed {
+            return done;
+        }
+        let unchanged = self.cache.epoch.load(Ordering::Acquire) == self.snap.epoch;
+        if !unchanged {
+            if let Some((index, published)) = self.written {
+                // Raced: take the entry back out unless someone already replaced it.
+                self.cache.slots[index & (N - 1)].clear_at(published);
+            }
+        }
+        self.confirmed = Some(unchanged);
+        unchanged
+    }
+}
+
+impl<const W: usize, const N: usize> Drop for Published<'_, W, N> {
+    fn drop(&mut self) {
+        if self.confirmed.is_none() {
+            fence(Ordering::SeqCst);
+            self.check_after_fence();
+        }
+    }
+}
+
 /// A lock-free, fixed-size, [`WAYS`]-way set-associative cache of `N` slots,
 /// each holding `W` `u64` words of caller data.
 ///
@@ -486,6 +554,9 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
     /// caller must re-walk. If the chosen way is busy, nothing is inserted
     /// (this is a cache) and the result is
     /// [`unchanged_since`](Self::unchanged_since)`(&snap)`.
+    ///
+    /// The same as [`publish`](Self::publish) followed by
+    /// [`Published::confirm`].
     pub fn insert(
         &self,
         snap: Snapshot,
@@ -493,6 +564,21 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
         words: [u64; W],
         same_key: impl Fn(&[u64; W]) -> bool,
     ) -> bool {
+        self.publish(snap, hash, words, same_key).confirm()
+    }
+
+    /// The first half of [`insert`](Self::insert): writes the entry and makes it
+    /// visible, but leaves the check against racing invalidations to the
+    /// returned [`Published`] — so that a caller filling two caches can confirm
+    /// both with one fence ([`Published::confirm_with`]). Dropping the
+    /// `Published` confirms it.
+    pub fn publish(
+        &self,
+        snap: Snapshot,
+        hash: u64,
+        words: [u64; W],
+        same_key: impl Fn(&[u64; W]) -> bool,
+    ) -> Published<'_, W, N> {
         let base = Self::set_base(hash);
         let global = self.global.load(Ordering::Acquire);
 
@@ -524,35 +610,28 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
             let way = (mix ^ (mix >> 7)) as usize % WAYS;
             seen.get(way).copied().flatten().map(|seq| (way, seq))
         });
-        let Some((way, seq)) = choice else {
-            return self.unchanged_since(&snap);
-        };
-        let slot = self.slot(base, way);
-        if !slot.try_lock(seq) {
-            return self.unchanged_since(&snap);
+        let written = choice.and_then(|(way, seq)| {
+            let slot = self.slot(base, way);
+            if !slot.try_lock(seq) {
+                return None;
+            }
+            slot.meta.store(
+                VALID | (u64::from(snap.bucket) & BUCKET_MASK),
+                Ordering::Relaxed,
+            );
+            slot.tag
+                .store(tag_of(snap.global, snap.domain_gen), Ordering::Relaxed);
+            for (dst, src) in slot.words.iter().zip(words) {
+                dst.store(src, Ordering::Relaxed);
+            }
+            Some((base.wrapping_add(way), slot.unlock(seq)))
+        });
+        Published {
+            cache: self,
+            snap,
+            written,
+            confirmed: None,
         }
-
-        slot.meta.store(
-            VALID | (u64::from(snap.bucket) & BUCKET_MASK),
-            Ordering::Relaxed,
-        );
-        slot.tag
-            .store(tag_of(snap.global, snap.domain_gen), Ordering::Relaxed);
-        for (dst, src) in slot.words.iter().zip(words) {
-            dst.store(src, Ordering::Relaxed);
-        }
-        let published = slot.unlock(seq);
-
-        // Store-buffering check against invalidators (module docs, point 2):
-        // either an invalidator that bumped the epoch sees our entry, or we
-        // see its bump here.
-        fence(Ordering::SeqCst);
-        if self.epoch.load(Ordering::Relaxed) == snap.epoch {
-            return true;
-        }
-        // Raced: take the entry back out unless someone already replaced it.
-        slot.clear_at(published);
-        false
     }
 
     /// True while no invalidation of any kind happened since `snap` was taken.

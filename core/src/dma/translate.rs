@@ -7,21 +7,27 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::cache::Snapshot;
+use crate::cache::{Published, Snapshot};
 use crate::dma::context::{resolve_context, ContextFault, DeviceContext};
 use crate::dma::request::{Access, DmaError, DmaFault, DmaRequest, Mapping, SourceId, Translation};
-use crate::dma::walk::{walk_second_level, Leaf, WalkError};
+use crate::dma::walk::{walk_second_level, WalkError};
 use crate::fault::FaultInfo;
 use crate::host::Host;
 use crate::memory::GuestMemory;
 use crate::spec::fault::FaultReason;
 use crate::spec::registers::TranslationTableMode;
 use crate::spec::INTERRUPT_RANGE;
-use crate::unit::{Unit, DMA_STATE_TES, ENTRY_WORDS};
+use crate::unit::{Unit, DMA_STATE_TES, ENTRY_WORDS, FIRST_LEVEL_SLOTS, IOTLB_SLOTS};
 
-/// How many times a walk that raced an invalidation is retried before its result is
-/// returned uncached.
+/// How many times a translation whose walk raced an invalidation is tried before its
+/// result is returned as it is.
 const WALK_ATTEMPTS: usize = 3;
+
+/// An IOTLB entry published by a walk, awaiting confirmation.
+type IotlbFill<'a> = Published<'a, ENTRY_WORDS, IOTLB_SLOTS>;
+
+/// A first-level cache entry published after a translation, awaiting confirmation.
+type FirstLevelFill<'a> = Published<'a, ENTRY_WORDS, FIRST_LEVEL_SLOTS>;
 
 /// Page sizes probed in the IOTLB, most common first.
 const PAGE_SHIFTS: [u8; 3] = [12, 21, 30];
@@ -197,13 +203,36 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
 
     /// Everything but a first-level hit: kept out of line so the hit path stays small
     /// (no spills, no frame).
+    ///
+    /// A walk fills the IOTLB and the first-level cache, and one fence confirms both
+    /// fills ([`Published::confirm_with`]). A walk that raced an invalidation is redone, a
+    /// bounded number of times, so that the result reflects the tables as the
+    /// invalidation left them; a refused first-level fill only costs a later miss (the
+    /// mapping itself came from the validated path).
     #[inline(never)]
     fn translate_miss(&self, request: &DmaRequest) -> Result<Translation, DmaError> {
-        let snap = self.first_level.snapshot(FIRST_LEVEL_DOMAIN);
-        let result = self.translate_with(request, Caching::Use);
-        if let Ok(Translation::Mapped(mapping)) = &result {
-            self.first_level_fill(snap, request, mapping);
-        }
+        let mut attempts = 1;
+        let result = loop {
+            let snap = self.first_level.snapshot(FIRST_LEVEL_DOMAIN);
+            let mut iotlb_fill = None;
+            let result = self.translate_with(request, Caching::Use, &mut iotlb_fill);
+            let first_level_fill = match &result {
+                Ok(Translation::Mapped(mapping)) => self.first_level_fill(snap, request, mapping),
+                _ => None,
+            };
+            let walk_current = match (iotlb_fill, first_level_fill) {
+                (Some(iotlb), Some(first_level)) => iotlb.confirm_with(first_level).0,
+                (Some(iotlb), None) => iotlb.confirm(),
+                (None, first_level) => {
+                    drop(first_level);
+                    true
+                }
+            };
+            if walk_current || attempts >= WALK_ATTEMPTS {
+                break result;
+            }
+            attempts += 1;
+        };
         result.map_err(|blocked| match blocked {
             Blocked::Fault(reason, fpd) => self.fault(request, reason, fpd),
             Blocked::Unsupported => DmaError::UnsupportedRequest,
@@ -236,15 +265,19 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         })
     }
 
-    fn first_level_fill(&self, snap: Snapshot, request: &DmaRequest, mapping: &Mapping) {
-        let Some(domain_id) = mapping.domain_id else {
-            return;
-        };
+    /// Publish `mapping` in the first-level cache, for the caller to confirm.
+    fn first_level_fill(
+        &self,
+        snap: Snapshot,
+        request: &DmaRequest,
+        mapping: &Mapping,
+    ) -> Option<FirstLevelFill<'_>> {
+        let domain_id = mapping.domain_id?;
         if request.pasid.is_some()
             || INTERRUPT_RANGE.contains(&request.address)
             || request.address >= FIRST_LEVEL_ADDRESS_LIMIT
         {
-            return;
+            return None;
         }
         let key = first_level_key(request.source_id, request.address);
         let words = [
@@ -253,16 +286,14 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             mapping.input_base | u64::from(mapping.size_shift),
             u64::from(domain_id),
         ];
-        // A refused insert (an invalidation raced) only costs a later miss: the mapping
-        // itself came from the validated path.
-        let _ = self.first_level.insert(snap, key, words, |w| w[0] == key);
+        Some(self.first_level.publish(snap, key, words, |w| w[0] == key))
     }
 
     /// Translate without the caches and without recording faults: every table is read
     /// from guest memory as it is now. The reference the cached path is tested against;
     /// also useful to a VMM that wants to look without side effects.
     pub fn translate_uncached(&self, request: &DmaRequest) -> Result<Translation, DmaError> {
-        self.translate_with(request, Caching::Bypass)
+        self.translate_with(request, Caching::Bypass, &mut None)
             .map_err(|blocked| match blocked {
                 Blocked::Fault(reason, _) => DmaError::Fault(DmaFault {
                     reason,
@@ -274,10 +305,13 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             })
     }
 
-    fn translate_with(
-        &self,
+    /// The translate logic. With [`Caching::Use`], a walk leaves its IOTLB fill in
+    /// `iotlb_fill` for the caller to confirm.
+    fn translate_with<'s>(
+        &'s self,
         request: &DmaRequest,
         caching: Caching,
+        iotlb_fill: &mut Option<IotlbFill<'s>>,
     ) -> Result<Translation, Blocked> {
         if INTERRUPT_RANGE.contains(&request.address) {
             // Writes here are interrupt requests; reads are unsupported requests (§3.14).
@@ -330,7 +364,14 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
                 let mapping = match cached {
                     Some(mapping) => mapping,
                     None => self
-                        .walk(request.address, domain_id, table, levels, caching)
+                        .walk(
+                            request.address,
+                            domain_id,
+                            table,
+                            levels,
+                            caching,
+                            iotlb_fill,
+                        )
                         .map_err(|e| match e {
                             WalkError::NotPresent => {
                                 Blocked::Fault(not_present_reason(request.access), fpd)
@@ -406,46 +447,40 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         None
     }
 
-    /// Walk the tables; with caching, insert the leaf unless an invalidation raced the
-    /// walk, in which case walk again so the result reflects the tables after it.
-    fn walk(
-        &self,
+    /// Walk the tables; with caching, publish the leaf in the IOTLB and leave the
+    /// publication in `fill` for the caller to confirm (and re-walk if it raced an
+    /// invalidation).
+    fn walk<'s>(
+        &'s self,
         address: u64,
         domain_id: u16,
         table: u64,
         levels: u8,
         caching: Caching,
+        fill: &mut Option<IotlbFill<'s>>,
     ) -> Result<Mapping, WalkError> {
-        let mut attempts = 0;
-        let leaf: Leaf = loop {
-            let snap = self.iotlb.snapshot(domain_id);
-            let found = walk_second_level(&self.memory, &self.config, table, levels, address)?;
-            if caching == Caching::Bypass {
-                break found;
-            }
-            let key = iotlb_key(domain_id, found.size_shift);
-            let hash = iotlb_hash(domain_id, found.input_base, found.size_shift);
-            let perms = Access::from_rw(found.read, found.write);
+        let snap = self.iotlb.snapshot(domain_id);
+        let leaf = walk_second_level(&self.memory, &self.config, table, levels, address)?;
+        if caching == Caching::Use {
+            let key = iotlb_key(domain_id, leaf.size_shift);
+            let hash = iotlb_hash(domain_id, leaf.input_base, leaf.size_shift);
+            let perms = Access::from_rw(leaf.read, leaf.write);
             let words = [
                 key,
-                found.input_base,
-                found.output_base | u64::from(perms.bits()),
+                leaf.input_base,
+                leaf.output_base | u64::from(perms.bits()),
                 0,
             ];
-            let base = found.input_base;
-            let size_bit = large_size_bit(found.size_shift);
+            let base = leaf.input_base;
+            let size_bit = large_size_bit(leaf.size_shift);
             if size_bit != 0 && self.iotlb_large_sizes.load(Ordering::Relaxed) & size_bit == 0 {
                 self.iotlb_large_sizes.fetch_or(size_bit, Ordering::Relaxed);
             }
-            attempts += 1;
-            if self
-                .iotlb
-                .insert(snap, hash, words, |w| w[0] == key && w[1] == base)
-                || attempts >= WALK_ATTEMPTS
-            {
-                break found;
-            }
-        };
+            *fill = Some(
+                self.iotlb
+                    .publish(snap, hash, words, |w| w[0] == key && w[1] == base),
+            );
+        }
         Ok(Mapping {
             input_base: leaf.input_base,
             output_base: leaf.output_base,

@@ -8,7 +8,7 @@
 
 use crate::config::Config;
 use crate::dma::context::below_haw;
-use crate::memory::{read_copy, GuestMemory};
+use crate::memory::GuestMemory;
 use crate::spec::fault::FaultReason;
 use crate::spec::pte::SecondLevelEntry;
 use crate::spec::PAGE_SHIFT;
@@ -88,7 +88,9 @@ fn read_entry(
     if !below_haw(config, address) {
         return None;
     }
-    read_copy(mem, address).ok()
+    mem.read_u64(address)
+        .ok()
+        .map(|bits| SecondLevelEntry::from_bits(bits.into()))
 }
 
 /// Walk `levels` levels of second-level tables rooted at `table` for `address`.

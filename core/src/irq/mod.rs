@@ -569,7 +569,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
     /// Read-modify-write a guest qword with compare-exchange, retrying a bounded number of
     /// times if the guest changes it underneath.
     fn update_u64(&self, gpa: u64, mut f: impl FnMut(u64) -> u64) -> Result<(), MemoryError> {
-        let mut current = read_copy::<[u8; 8]>(&self.memory, gpa).map(u64::from_le_bytes)?;
+        let mut current = self.memory.read_u64(gpa)?;
         for _ in 0..64 {
             let new = f(current);
             if new == current {

@@ -79,17 +79,18 @@ impl TestMemory {
             .expect("write_u64 inside test memory");
     }
 
-    /// Read a little-endian qword (panics outside memory).
-    pub fn read_u64(&self, gpa: u64) -> u64 {
+    /// Read a little-endian qword (test checks; panics outside memory, unlike
+    /// [`GuestMemory::read_u64`]).
+    pub fn peek_u64(&self, gpa: u64) -> u64 {
         let mut b = [0u8; 8];
-        self.read(gpa, &mut b).expect("read_u64 inside test memory");
+        self.read(gpa, &mut b).expect("peek_u64 inside test memory");
         u64::from_le_bytes(b)
     }
 
-    /// Read a little-endian dword (panics outside memory).
-    pub fn read_u32(&self, gpa: u64) -> u32 {
+    /// Read a little-endian dword, for test checks (panics outside memory).
+    pub fn peek_u32(&self, gpa: u64) -> u32 {
         let mut b = [0u8; 4];
-        self.read(gpa, &mut b).expect("read_u32 inside test memory");
+        self.read(gpa, &mut b).expect("peek_u32 inside test memory");
         u32::from_le_bytes(b)
     }
 
@@ -130,6 +131,18 @@ impl GuestMemory for TestMemory {
             done += n;
         });
         Ok(())
+    }
+
+    /// One atomic load for an aligned qword, as a VMM reading guest RAM does.
+    fn read_u64(&self, gpa: u64) -> Result<u64, MemoryError> {
+        let range = self.range(gpa, 8)?;
+        if range.start % 8 != 0 {
+            let mut bytes = [0u8; 8];
+            self.read(gpa, &mut bytes)?;
+            return Ok(u64::from_le_bytes(bytes));
+        }
+        self.reads.store(self.reads() + 1, Ordering::Relaxed);
+        Ok(self.words[range.start / 8].load(Ordering::Acquire))
     }
 
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemoryError> {
@@ -308,7 +321,7 @@ impl<'m> GuestTables<'m> {
     pub fn context_entry_address(&mut self, source_id: u16) -> u64 {
         let bus = u64::from(source_id >> 8);
         let root_entry = self.root_table + bus * 16;
-        let low = self.memory.read_u64(root_entry);
+        let low = self.memory.peek_u64(root_entry);
         let table = if low & 1 == 0 {
             let table = self.alloc_page();
             self.memory.write_u64(root_entry, table | 1);
@@ -342,7 +355,7 @@ impl<'m> GuestTables<'m> {
         for l in (level + 1..=levels).rev() {
             let shift = 12 + 9 * (u32::from(l) - 1);
             let entry = table + ((iova >> shift) & 0x1FF) * 8;
-            let value = self.memory.read_u64(entry);
+            let value = self.memory.peek_u64(entry);
             table = if value & 3 == 0 {
                 let next = self.alloc_page();
                 self.memory.write_u64(entry, next | perm::RW);
@@ -491,7 +504,7 @@ impl<'u, M: GuestMemory, H: Host> GuestDriver<'u, M, H> {
         if self.read32(offset::FSTS) & (1 << 4) != 0 {
             return Err(DriverError::QueueError);
         }
-        if self.memory.read_u32(WAIT_STATUS) != self.wait_sequence {
+        if self.memory.peek_u32(WAIT_STATUS) != self.wait_sequence {
             return Err(DriverError::WaitNotCompleted);
         }
         Ok(())
