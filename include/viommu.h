@@ -1191,6 +1191,23 @@ viommu_status viommu_translate_uncached(const struct viommu_unit *unit,
                                         struct viommu_translation *out);
 
 /**
+ * Where the unit's translation generation lives, for a VMM that caches translations in
+ * front of `viommu_translate` (a per-thread cache in the VMM costs less than any call).
+ *
+ * `*out` receives the address of a 64-bit counter, valid until `viommu_unit_free`, that
+ * moves after every change that can alter a successful translation (context-cache and
+ * IOTLB invalidations of any granularity, SRTP, TE, `viommu_reset`, `viommu_restore`)
+ * and before the guest sees that change complete. Read it with an atomic acquire load
+ * (`__atomic_load_n(counter, __ATOMIC_ACQUIRE)`) and never write it. To cache: read the
+ * counter *before* calling `viommu_translate`, keep a MAPPED result with that value, and
+ * use it only while the counter still reads the same and only for the access its
+ * `permissions` allow; anything else goes to `viommu_translate`, which records faults.
+ * docs/ffi.md shows the pattern.
+ */
+viommu_status viommu_translation_generation(const struct viommu_unit *unit,
+                                            const uint64_t **out);
+
+/**
  * Report every page mapped now for `source_id` that intersects `[first, last]`, in
  * address order, to `callback` (with `opaque`): what a late attacher (a VFIO container
  * set up after the guest mapped) needs. Tables are read as they are now; no cache is

@@ -123,6 +123,31 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         &self.config
     }
 
+    /// The translation generation: a counter that moves after every change that can
+    /// alter what [`translate`](Self::translate) returns for a request that succeeds —
+    /// every context-cache and IOTLB invalidation (register or queued, any granularity),
+    /// SRTP, TE, [`reset`](Self::reset) and [`restore`](Self::restore) — and before that
+    /// change is reported complete to the guest.
+    ///
+    /// It lets an embedder keep its own cache of successful translations in front of
+    /// `translate` (a VMM's per-thread cache costs less than any call): tag each entry
+    /// with the generation read, with Acquire ordering, *before* the call that produced
+    /// it, and use the entry only while the generation still reads the same. A
+    /// translation that raced a change is then dead on arrival. Cache only mappings, and
+    /// only for the access they allow: a request that faults must reach `translate`,
+    /// which records the fault.
+    pub fn translation_generation(&self) -> u64 {
+        self.first_level.epoch_counter().load(Ordering::Acquire)
+    }
+
+    /// The counter behind [`translation_generation`](Self::translation_generation), for
+    /// embedders that read it without a call (the C ABI hands out its address). Never
+    /// store to it.
+    #[cfg(not(loom))]
+    pub fn translation_generation_counter(&self) -> &AtomicU64 {
+        self.first_level.epoch_counter()
+    }
+
     /// The embedder's guest memory.
     pub fn memory(&self) -> &M {
         &self.memory

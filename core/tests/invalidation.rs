@@ -1047,3 +1047,58 @@ fn garbage_queues_always_terminate() {
         "the garbage ran some descriptors too ({executed})"
     );
 }
+
+/// `Unit::translation_generation`, the contract an embedder's own translation cache relies
+/// on: it moves on every invalidation of translations (context or IOTLB, any granularity,
+/// registers or queue), on SRTP, TE, reset and restore — and on nothing a device does.
+#[test]
+fn the_translation_generation_moves_on_every_change_and_only_then() {
+    for via in BOTH {
+        let mem = TestMemory::new(MEM);
+        let host = RecordingHost::new();
+        let unit = Unit::new(Config::default(), &mem, &host).unwrap();
+        let (tables, _, _) = two_domains(&mem, &[0x1000]);
+        let mut driver = GuestDriver::new(&unit, &mem);
+        driver.boot(tables.root_table);
+        let mut last = unit.translation_generation();
+        let mut moved = |unit: &TestUnit<'_>, what: &str| {
+            let now = unit.translation_generation();
+            assert_ne!(now, last, "{via:?}: {what} moves the generation");
+            last = now;
+        };
+
+        // Hits, misses and faults of devices leave it alone.
+        let before = unit.translation_generation();
+        for _ in 0..2 {
+            let _ = unit.translate(&DmaRequest::read(DEV_A, 0x1000));
+            let _ = unit.translate(&DmaRequest::write(DEV_B, 0x5000));
+        }
+        assert_eq!(
+            unit.translation_generation(),
+            before,
+            "{via:?}: translations"
+        );
+
+        for (g, did, addr) in [(1, 0, 0), (2, DOM_A, 0), (3, DOM_A, 0x1000)] {
+            invalidate_iotlb(&mut driver, via, g, did, addr, 0, false);
+            moved(&unit, &format!("IOTLB invalidation, granularity {g}"));
+        }
+        for (g, did, sid) in [(1, 0, 0), (2, DOM_A, 0), (3, DOM_A, DEV_A.0)] {
+            invalidate_context(&mut driver, via, g, did, sid, 0);
+            moved(&unit, &format!("context invalidation, granularity {g}"));
+        }
+        driver.set_root_table(tables.root_table);
+        moved(&unit, "SRTP");
+        driver.gcmd.set_te(false);
+        driver.write32(offset::GCMD, driver.gcmd.into_bits());
+        moved(&unit, "TE off");
+        driver.enable_translation();
+        moved(&unit, "TE on");
+        let mut blob = vec![0; unit.saved_size()];
+        unit.save(&mut blob).unwrap();
+        unit.reset();
+        moved(&unit, "reset");
+        unit.restore(&blob).unwrap();
+        moved(&unit, "restore");
+    }
+}

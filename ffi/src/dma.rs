@@ -223,6 +223,31 @@ pub extern "C" fn viommu_translate_uncached(
     })
 }
 
+/// Where the unit's translation generation lives, for a VMM that caches translations in
+/// front of `viommu_translate` (a per-thread cache in the VMM costs less than any call).
+///
+/// `*out` receives the address of a 64-bit counter, valid until `viommu_unit_free`, that
+/// moves after every change that can alter a successful translation (context-cache and
+/// IOTLB invalidations of any granularity, SRTP, TE, `viommu_reset`, `viommu_restore`)
+/// and before the guest sees that change complete. Read it with an atomic acquire load
+/// (`__atomic_load_n(counter, __ATOMIC_ACQUIRE)`) and never write it. To cache: read the
+/// counter *before* calling `viommu_translate`, keep a MAPPED result with that value, and
+/// use it only while the counter still reads the same and only for the access its
+/// `permissions` allow; anything else goes to `viommu_translate`, which records faults.
+/// docs/ffi.md shows the pattern.
+#[no_mangle]
+pub extern "C" fn viommu_translation_generation(
+    unit: *const viommu_unit,
+    out: *mut *const u64,
+) -> viommu_status {
+    boundary(|| {
+        let mut out = try_out!(out);
+        let unit = &try_ref!(unit).unit;
+        out.write(unit.translation_generation_counter().as_ptr().cast_const());
+        Ok(())
+    })
+}
+
 /// How a device's requests are handled, as `viommu_replay` found it.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

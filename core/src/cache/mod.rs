@@ -634,6 +634,12 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
         }
     }
 
+    /// The epoch counter: bumped (SeqCst) by every invalidation of any kind,
+    /// before the invalidation returns.
+    pub fn epoch_counter(&self) -> &AtomicU64 {
+        &self.epoch
+    }
+
     /// True while no invalidation of any kind happened since `snap` was taken.
     /// Use it before returning a result that was not cached.
     #[inline]

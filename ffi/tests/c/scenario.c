@@ -68,6 +68,39 @@ static void *translate_a_lot(void *opaque) {
     return NULL;
 }
 
+/* The caching pattern of docs/ffi.md: a VMM's one-entry cache in front of viommu_translate,
+ * validated by the unit's translation generation. `calls` counts library calls. */
+struct vmm_cache {
+    const uint64_t *generation;
+    bool valid;
+    uint64_t tag, page;
+    uint16_t source_id;
+    viommu_mapping mapping;
+    unsigned calls;
+};
+
+static bool vmm_cache_translate(struct vmm_cache *c, const viommu_unit *unit, uint16_t sid,
+                                uint64_t address, uint8_t access, uint64_t *output) {
+    uint64_t now = __atomic_load_n(c->generation, __ATOMIC_ACQUIRE);
+    if (c->valid && c->tag == now && c->source_id == sid && c->page == address >> 12 &&
+        (access & ~c->mapping.permissions) == 0) {
+        *output = c->mapping.output_base + (address - c->mapping.input_base);
+        return true;
+    }
+    viommu_dma_request request = dma_request(sid, address, access);
+    viommu_translation t;
+    c->calls++;
+    if (viommu_translate(unit, &request, &t) != VIOMMU_STATUS_OK ||
+        t.kind != VIOMMU_TRANSLATION_KIND_MAPPED) {
+        return false;
+    }
+    *c = (struct vmm_cache){.generation = c->generation, .valid = true, .tag = now,
+                            .page = address >> 12, .source_id = sid, .mapping = t.mapping,
+                            .calls = c->calls};
+    *output = t.mapping.output_base + (address - t.mapping.input_base);
+    return true;
+}
+
 static bool same_translation(const viommu_translation *a, const viommu_translation *b) {
     return a->kind == b->kind && a->mapping.input_base == b->mapping.input_base &&
            a->mapping.output_base == b->mapping.output_base &&
@@ -269,6 +302,42 @@ int main(void) {
     CHECK_OK(viommu_replay(g.unit, NO_DEV, 0, UINT64_MAX, 1000, count_mapping, &count, &space));
     CHECK(count == 1 && space.kind == VIOMMU_ADDRESS_SPACE_KIND_BLOCKED);
     CHECK(space.fault_reason == 0x01);
+
+    /* A VMM's own cache in front of viommu_translate, validated by the generation. */
+    const uint64_t *generation = NULL;
+    CHECK_STATUS(viommu_translation_generation(NULL, &generation), VIOMMU_STATUS_NULL_POINTER);
+    CHECK_STATUS(viommu_translation_generation(g.unit, NULL), VIOMMU_STATUS_NULL_POINTER);
+    CHECK_OK(viommu_translation_generation(g.unit, &generation));
+    CHECK(generation != NULL);
+    struct vmm_cache cache = {.generation = generation};
+    uint64_t output = 0;
+    CHECK(vmm_cache_translate(&cache, g.unit, DEV, 0x1010, VIOMMU_ACCESS_READ, &output));
+    CHECK(output == 0x200010 && cache.calls == 1);
+    CHECK(vmm_cache_translate(&cache, g.unit, DEV, 0x1020, VIOMMU_ACCESS_READ, &output));
+    CHECK(output == 0x200020 && cache.calls == 1); /* a hit */
+    /* Translations and faults leave the generation alone; a write the page does not
+     * allow is not served from the cache (the library records the fault). */
+    uint64_t generation_before = __atomic_load_n(generation, __ATOMIC_ACQUIRE);
+    CHECK(!vmm_cache_translate(&cache, g.unit, DEV, 0x1010, VIOMMU_ACCESS_WRITE, &output));
+    CHECK(cache.calls == 2);
+    CHECK(__atomic_load_n(generation, __ATOMIC_ACQUIRE) == generation_before);
+    CHECK(vmm_cache_translate(&cache, g.unit, DEV, 0x1010, VIOMMU_ACCESS_READ, &output));
+    CHECK(cache.calls == 2 && output == 0x200010); /* still a hit */
+    /* The guest moves the page and invalidates it: the generation moves, so the entry is
+     * dead and the VMM sees the new frame. */
+    map_page(&g, table, 0x1000, 0x700000, 12, PTE_R);
+    invalidate_iotlb(&g, 3, DOMAIN, 0x1000, 0);
+    CHECK(__atomic_load_n(generation, __ATOMIC_ACQUIRE) != generation_before);
+    CHECK(vmm_cache_translate(&cache, g.unit, DEV, 0x1010, VIOMMU_ACCESS_READ, &output));
+    CHECK(output == 0x700010 && cache.calls == 3);
+    map_page(&g, table, 0x1000, 0x200000, 12, PTE_R);
+    invalidate_iotlb(&g, 3, DOMAIN, 0x1000, 0);
+    CHECK(vmm_cache_translate(&cache, g.unit, DEV, 0x1010, VIOMMU_ACCESS_READ, &output));
+    CHECK(output == 0x200010 && cache.calls == 4);
+    /* Context invalidations move it too. */
+    generation_before = __atomic_load_n(generation, __ATOMIC_ACQUIRE);
+    invalidate_context(&g, 1, 0, 0);
+    CHECK(__atomic_load_n(generation, __ATOMIC_ACQUIRE) != generation_before);
 
     /* Translation from several threads while the guest invalidates. */
     pthread_t threads[3];
