@@ -6,7 +6,8 @@
 #
 #   ffi/qemu/bench.sh [--rounds N] [--translate [CALLS]]
 #
-# --translate: instead, the in-QEMU translate microbenchmark: for each backend, boot the
+# --translate: instead, the in-QEMU translate microbenchmark: for each backend (intel-iommu,
+# viommu-vtd, viommu-vtd with x-translation-cache=off), boot the
 # guest, then time CALLS (default 10000000) translations of its virtio-blk rings through
 # the IOMMU region's translate callback and through address_space_translate() (the
 # iommu_translate_bench monitor command of patch 0002), N rounds alternating backends.
@@ -26,14 +27,16 @@ while [ $# -gt 0 ]; do
 done
 
 if [ -n "$TRANSLATE" ]; then
-    printf '%-12s %-6s %14s %14s\n' backend round callback dma-path
+    printf '%-15s %-6s %14s %14s\n' backend round callback dma-path
     for round in $(seq "$ROUNDS"); do
-        for iommu in intel-iommu viommu; do
-            "$DIR/boot-test.sh" --iommu "$iommu" --kernel 6.12 --translate-bench "$TRANSLATE" >/dev/null ||
-                { echo "boot-test --iommu $iommu --translate-bench failed" >&2; exit 1; }
+        for backend in intel-iommu viommu viommu-nocache; do
+            iommu=${backend%-nocache} opts=() run=$iommu-6.12-lazy
+            [ "$backend" = viommu-nocache ] && opts=(--no-translation-cache) run+=-nocache
+            "$DIR/boot-test.sh" --iommu "$iommu" "${opts[@]}" --kernel 6.12 --translate-bench "$TRANSLATE" >/dev/null ||
+                { echo "boot-test --iommu $iommu ${opts[*]} --translate-bench failed" >&2; exit 1; }
             sed -n 's/.*calls [0-9]* callback \([0-9.]*\) ns\/call dma-path \([0-9.]*\) ns\/call.*/\1 \2/p' \
-                "$CACHE/runs/$iommu-6.12-lazy-bench/translate-bench.txt" |
-                while read -r cb dp; do printf '%-12s %-6s %11s ns %11s ns\n' "$iommu" "$round" "$cb" "$dp"; done
+                "$CACHE/runs/$run-bench/translate-bench.txt" |
+                while read -r cb dp; do printf '%-15s %-6s %11s ns %11s ns\n' "$backend" "$round" "$cb" "$dp"; done
         done
     done
     exit 0

@@ -7,12 +7,14 @@
 #   ffi/qemu/boot-test.sh [--iommu intel-iommu|viommu] [--kernel 6.12|6.1]
 #                         [--mode lazy|strict] [--caching-mode] [--no-eim] [--aw-bits 39|48]
 #                         [--accel auto|kvm|tcg] [--timeout SECONDS] [--seed N]
-#                         [--translate-bench COUNT | --migrate]
+#                         [--translate-bench COUNT | --migrate] [--no-translation-cache]
 #
 # --translate-bench COUNT: after the checks the guest idles and the host runs the
 #   iommu_translate_bench monitor command (patch 0002) on the virtio-blk disk: COUNT
 #   translations of its ring IOVAs through QEMU's IOMMU translate path; the figures go to
 #   <run>/translate-bench.txt. Works with either --iommu: one interface, two backends.
+# --no-translation-cache: viommu-vtd with x-translation-cache=off (every DMA calls
+#   viommu_translate; the shim's per-thread cache is off), for comparison.
 # --migrate: after the checks the guest keeps re-reading its disk (DMA + remapped MSI-X);
 #   the host migrates the VM to a file mid-read, quits it, starts a second QEMU from that
 #   file and checks that the guest's reads go on, with the right sha256 and no DMAR fault.
@@ -27,7 +29,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
 IOMMU=intel-iommu KERNEL=6.12 MODE=lazy CM=0 EIM=1 AW_BITS="" ACCEL=${VIOMMU_ACCEL:-auto}
-TIMEOUT=300 SEED=1 DISK_MIB=32 BENCH_COUNT="" MIGRATE=0
+TIMEOUT=300 SEED=1 DISK_MIB=32 BENCH_COUNT="" MIGRATE=0 TCACHE=1
 usage() { sed -n '2,23p' "$0"; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -42,6 +44,7 @@ while [ $# -gt 0 ]; do
         --seed) SEED=$2; shift 2 ;;
         --translate-bench) BENCH_COUNT=$2; shift 2 ;;
         --migrate) MIGRATE=1; shift ;;
+        --no-translation-cache) TCACHE=0; shift ;;
         -h|--help) usage ;;
         *) echo "unknown argument: $1" >&2; usage ;;
     esac
@@ -51,6 +54,7 @@ case $KERNEL in 6.12|6.1) ;; *) usage ;; esac
 case $MODE in lazy|strict) ;; *) usage ;; esac
 case $ACCEL in auto|kvm|tcg) ;; *) usage ;; esac
 [ -n "$BENCH_COUNT" ] && [ $MIGRATE = 1 ] && usage
+[ $TCACHE = 0 ] && [ $IOMMU != viommu ] && usage
 HOLD=""
 [ -n "$BENCH_COUNT" ] && HOLD=idle
 [ $MIGRATE = 1 ] && HOLD=io
@@ -71,6 +75,7 @@ NAME="$IOMMU-$KERNEL-$MODE"
 [ $CM = 1 ] && NAME+=-cm
 [ $EIM = 0 ] && NAME+=-noeim
 [ -n "$AW_BITS" ] && NAME+=-aw$AW_BITS
+[ $TCACHE = 0 ] && NAME+=-nocache
 [ -n "$BENCH_COUNT" ] && NAME+=-bench
 [ $MIGRATE = 1 ] && NAME+=-migrate
 RUN=$CACHE/runs/$NAME
@@ -140,6 +145,7 @@ case $IOMMU in
     intel-iommu) IOMMU_DEV="intel-iommu,$IOMMU_PROPS" ;;
     viommu) IOMMU_DEV="viommu-vtd,$IOMMU_PROPS" ;;   # our device: same property names
 esac
+[ $TCACHE = 0 ] && IOMMU_DEV+=",x-translation-cache=off"
 STRICT=$([ $MODE = strict ] && echo 1 || echo 0)
 APPEND="console=ttyS0 loglevel=4 panic=-1 intel_iommu=on iommu.passthrough=0 iommu.strict=$STRICT"
 [ -n "$HOLD" ] && APPEND+=" viommu.hold=$HOLD"

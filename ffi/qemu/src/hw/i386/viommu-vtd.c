@@ -71,9 +71,12 @@ struct ViommuVtdState {
     OnOffAuto eim;
     bool caching_mode;
     uint8_t aw_bits;
+    bool translation_cache;
 
     viommu_config config;
     viommu_unit *unit;
+    /* The unit's translation generation (NULL: x-translation-cache=off). */
+    const uint64_t *generation;
     MemoryRegion csrmem;
     MemoryRegion mr_ir;
     GHashTable *address_spaces;
@@ -291,14 +294,65 @@ static uint16_t viommu_vtd_sid(ViommuVtdAddressSpace *vas)
     return PCI_BUILD_BDF(pci_bus_num(vas->bus), vas->devfn);
 }
 
+/*
+ * A per-thread cache of recent translations in front of viommu_translate, following the
+ * contract of viommu_translation_generation: an entry carries the unit's translation
+ * generation as read *before* the call that produced it and is used only while the
+ * generation still reads the same, so a translation that raced an invalidation is dead on
+ * arrival and none outlives an invalidation the guest has seen complete. Only mappings
+ * are cached, and only used for the access they allow; everything else (faults,
+ * interrupt requests) goes to viommu_translate, which records faults.
+ *
+ * Per thread, so an entry is only ever read and written by one thread and needs no
+ * locking. The translate callback never yields, so a coroutine cannot change threads
+ * between the lookup and the fill. Entries name their address space by pointer; address
+ * spaces live as long as the unit, and the x86 vIOMMU is never unplugged.
+ */
+#define VIOMMU_VTD_TCACHE_ENTRIES 64 /* a power of two */
+
+typedef struct {
+    const ViommuVtdAddressSpace *vas;
+    uint64_t page;       /* addr >> 12 */
+    uint64_t generation;
+    uint64_t translated_addr;
+    uint64_t addr_mask;
+    uint16_t sid;
+    uint8_t perm;        /* IOMMU_RO, IOMMU_WO or IOMMU_RW */
+} ViommuVtdCachedTranslation;
+
+static __thread ViommuVtdCachedTranslation viommu_vtd_tcache[VIOMMU_VTD_TCACHE_ENTRIES];
+
 static IOMMUTLBEntry viommu_vtd_translate(IOMMUMemoryRegion *iommu, hwaddr addr,
                                           IOMMUAccessFlags flag, int iommu_idx)
 {
     ViommuVtdAddressSpace *vas = container_of(iommu, ViommuVtdAddressSpace, iommu);
+    const uint64_t *generation_counter = vas->unit->generation;
+    uint16_t sid = viommu_vtd_sid(vas);
+    /* A notifier replay asks with IOMMU_NONE: look as a read. */
+    uint8_t access = (flag & IOMMU_RW) ? (flag & IOMMU_RW) : IOMMU_RO;
+    ViommuVtdCachedTranslation *cached = NULL;
+    uint64_t generation = 0;
+
+    if (generation_counter) {
+        generation = qatomic_load_acquire(generation_counter);
+        cached = &viommu_vtd_tcache[((addr >> 12) ^ ((uintptr_t)vas >> 6)) &
+                                    (VIOMMU_VTD_TCACHE_ENTRIES - 1)];
+        if (cached->vas == vas && cached->page == addr >> 12 &&
+            cached->generation == generation && cached->sid == sid &&
+            (access & ~cached->perm) == 0) {
+            return (IOMMUTLBEntry) {
+                .target_as = &address_space_memory,
+                .iova = addr & ~cached->addr_mask,
+                .translated_addr = cached->translated_addr,
+                .addr_mask = cached->addr_mask,
+                .perm = cached->perm,
+            };
+        }
+    }
+
     viommu_dma_request request = {
-        .source_id = viommu_vtd_sid(vas),
-        /* A notifier replay asks with IOMMU_NONE: look as a read. */
-        .access = (flag & IOMMU_RW) ? (flag & IOMMU_RW) : IOMMU_RO,
+        .source_id = sid,
+        .access = access,
         .address = addr,
     };
     viommu_translation out;
@@ -313,6 +367,18 @@ static IOMMUTLBEntry viommu_vtd_translate(IOMMUMemoryRegion *iommu, hwaddr addr,
     if (status == VIOMMU_STATUS_OK &&
         out.kind == VIOMMU_TRANSLATION_KIND_MAPPED) {
         uint64_t mask = (1ULL << out.mapping.size_shift) - 1;
+
+        if (cached) {
+            *cached = (ViommuVtdCachedTranslation) {
+                .vas = vas,
+                .page = addr >> 12,
+                .generation = generation,
+                .translated_addr = out.mapping.output_base,
+                .addr_mask = mask,
+                .sid = sid,
+                .perm = out.mapping.permissions & IOMMU_RW,
+            };
+        }
 
         /*
          * The page contains addr, so its base is addr & ~mask; computing it rather than
@@ -547,6 +613,13 @@ static void viommu_vtd_realize(DeviceState *dev, Error **errp)
         error_setg(errp, "viommu-vtd: %s", viommu_status_str(status));
         return;
     }
+    if (s->translation_cache) {
+        status = viommu_translation_generation(s->unit, &s->generation);
+        if (status != VIOMMU_STATUS_OK) {
+            error_setg(errp, "viommu-vtd: %s", viommu_status_str(status));
+            return;
+        }
+    }
     memory_region_init_io(&s->csrmem, OBJECT(s), &viommu_vtd_mmio_ops, s,
                           "viommu-vtd", VIOMMU_VTD_REG_SIZE);
     memory_region_add_subregion(get_system_memory(), Q35_HOST_BRIDGE_IOMMU_ADDR,
@@ -624,6 +697,9 @@ static const Property viommu_vtd_properties[] = {
     DEFINE_PROP_ON_OFF_AUTO("eim", ViommuVtdState, eim, ON_OFF_AUTO_AUTO),
     DEFINE_PROP_BOOL("caching-mode", ViommuVtdState, caching_mode, false),
     DEFINE_PROP_UINT8("aw-bits", ViommuVtdState, aw_bits, 48),
+    /* The per-thread translation cache in front of viommu_translate (off: every DMA
+     * calls the library, for comparison). */
+    DEFINE_PROP_BOOL("x-translation-cache", ViommuVtdState, translation_cache, true),
 };
 
 void viommu_vtd_build_dmar(GArray *table_data, BIOSLinker *linker,
