@@ -45,6 +45,23 @@ fn remap_hits(fixture: &IrqFixture, requests: &[InterruptRequest]) -> u64 {
     sum
 }
 
+/// Nanoseconds per step of a dependent chain of a 64-bit multiply-add passed through
+/// `black_box` (so the compiler cannot fold the steps): fixed work, a yardstick for the
+/// machine's speed at the moment, printed beside the figures so a slow period of this VM
+/// shows as a slow yardstick rather than as a slow translate.
+fn machine_calibration() -> f64 {
+    const STEPS: u64 = 20_000_000;
+    let start = std::time::Instant::now();
+    let mut x = 1u64;
+    for _ in 0..STEPS {
+        x = black_box(
+            x.wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407),
+        );
+    }
+    start.elapsed().as_nanos() as f64 / STEPS as f64
+}
+
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("translate") => {
@@ -65,7 +82,7 @@ fn main() {
         }
         Some("time") => {
             // Wall-clock cross-check of divan's figures: 100 rounds of CALLS hits each, and
-            // 10 rounds of CALLS misses (the `miss` loop).
+            // 10 rounds of CALLS misses (the `miss` loop), with the machine's yardstick.
             let fixture = Fixture::new(64);
             fixture.warm();
             let irq = IrqFixture::new();
@@ -89,9 +106,10 @@ fn main() {
                     sum += translate_hits(&cold);
                 }
                 let m = start.elapsed().as_nanos() as f64 / (10 * CALLS) as f64;
+                let c = machine_calibration();
                 println!(
                     "translate hit {t:.2} ns/call, remap hit {r:.2} ns/call, \
-                     miss {m:.1} ns/call ({sum})"
+                     miss {m:.1} ns/call, calibration {c:.3} ns/step ({sum})"
                 );
             }
         }
