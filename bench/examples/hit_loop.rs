@@ -45,21 +45,40 @@ fn remap_hits(fixture: &IrqFixture, requests: &[InterruptRequest]) -> u64 {
     sum
 }
 
-/// Nanoseconds per step of a dependent chain of a 64-bit multiply-add passed through
-/// `black_box` (so the compiler cannot fold the steps): fixed work, a yardstick for the
-/// machine's speed at the moment, printed beside the figures so a slow period of this VM
-/// shows as a slow yardstick rather than as a slow translate.
-fn machine_calibration() -> f64 {
-    const STEPS: u64 = 20_000_000;
+/// Nanoseconds per step of two fixed-work loops, yardsticks for the machine's speed at the
+/// moment, printed beside the figures so that a slow period of this VM shows as a slow
+/// yardstick rather than as a slow translate: four independent chains of rotate, xor and
+/// add (`alu`: about 12 simple operations per step, throughput-bound like the translate
+/// paths, so it feels a busy SMT sibling), and a pointer chase around a random cycle of
+/// 4 Ki indices (16 KiB, L1-resident: latency-bound dependent loads).
+fn machine_yardsticks() -> (f64, f64) {
+    const STEPS: u32 = 20_000_000;
     let start = std::time::Instant::now();
-    let mut x = 1u64;
-    for _ in 0..STEPS {
-        x = black_box(
-            x.wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407),
-        );
+    let mut lanes = black_box([1u64, 2, 3, 4]);
+    for step in 0..u64::from(STEPS) {
+        for lane in &mut lanes {
+            *lane = (lane.rotate_left(5) ^ step).wrapping_add(0x9E37_79B9);
+        }
     }
-    start.elapsed().as_nanos() as f64 / STEPS as f64
+    black_box(lanes);
+    let alu = start.elapsed().as_nanos() as f64 / f64::from(STEPS);
+
+    // A single cycle through all 4096 slots (Sattolo's shuffle with a fixed LCG).
+    let mut next: Vec<u32> = (0..4096).collect();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for i in (1..next.len()).rev() {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let j = (seed >> 33) as usize % i;
+        next.swap(i, j);
+    }
+    let start = std::time::Instant::now();
+    let mut at = 0u32;
+    for _ in 0..STEPS {
+        at = next[at as usize];
+    }
+    black_box(at);
+    let chase = start.elapsed().as_nanos() as f64 / f64::from(STEPS);
+    (alu, chase)
 }
 
 fn main() {
@@ -106,10 +125,11 @@ fn main() {
                     sum += translate_hits(&cold);
                 }
                 let m = start.elapsed().as_nanos() as f64 / (10 * CALLS) as f64;
-                let c = machine_calibration();
+                let (alu, chase) = machine_yardsticks();
                 println!(
                     "translate hit {t:.2} ns/call, remap hit {r:.2} ns/call, \
-                     miss {m:.1} ns/call, calibration {c:.3} ns/step ({sum})"
+                     miss {m:.1} ns/call; yardsticks: alu {alu:.2} ns/step, \
+                     L1 chase {chase:.2} ns/step ({sum})"
                 );
             }
         }
