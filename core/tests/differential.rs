@@ -11,7 +11,7 @@
 use viommu::spec::registers::{offset, ContextCommand, InvalidateAddress, IotlbInvalidate};
 use viommu::spec::root_context::{AddressWidth, TranslationType};
 use viommu::testing::{
-    context_descriptor, iotlb_descriptor, ContextSpec, GuestDriver, GuestTables, TestMemory,
+    context_descriptor, iotlb_descriptor, perm, ContextSpec, GuestDriver, GuestTables, TestMemory,
 };
 use viommu::{Access, Config, DmaError, DmaRequest, NoHost, SourceId, Unit};
 
@@ -175,30 +175,68 @@ impl Harness<'_> {
         (id, address + (self.rng.below(1 << shift) & !0xFFF))
     }
 
-    /// One IOTLB invalidation that covers a change at `address` in domain `id`.
-    fn invalidate_iotlb(&mut self, id: u16, address: u64) {
+    /// Give the small pages' 2 MiB region of one domain a new level-1 table: a copy of
+    /// the old one with the leaves of one aligned block of 2^am pages changed. A change to
+    /// a level-2 entry, which the SL-PDE cache holds; only the block translates
+    /// differently, so a page-selective invalidation of the block (IH clear) is all the
+    /// spec asks. Returns (domain id, block address, am).
+    fn swap_leaf_table(&mut self) -> (u16, u64, u8) {
+        let d = self.rng.below(DOMAINS as u64) as usize;
+        let (table, levels, id) = (
+            self.domains[d].table,
+            self.domains[d].levels,
+            self.domains[d].id,
+        );
+        let old_table = self.tables.entry_address(table, levels, 0, 1);
+        let new_table = self.tables.alloc_page();
+        for index in 0..512 {
+            let value = self.tables.memory().peek_u64(old_table + index * 8);
+            self.tables.memory().write_u64(new_table + index * 8, value);
+        }
+        let am = self.rng.below(4) as u8;
+        let block = self.rng.below(SMALL_PAGES >> am) << am;
+        for page in block..block + (1 << am) {
+            let value = if self.rng.chance(15) {
+                0
+            } else {
+                leaf_value(&mut self.rng, 12)
+            };
+            self.tables.memory().write_u64(new_table + page * 8, value);
+        }
+        self.tables
+            .set_entry(table, levels, 0, 2, new_table | perm::RW);
+        self.note(format!(
+            "domain {id}: level 2 entry for 0x0 = new leaf table {new_table:#x}, \
+             pages {block:#x}..+{} changed",
+            1 << am
+        ));
+        (id, block << 12, am)
+    }
+
+    /// One IOTLB invalidation that covers a change at `address` in domain `id`: at least
+    /// 2^`min_am` pages when page-selective, and IH (leaf entries only) only when
+    /// `leaf_change`, as the spec asks of software.
+    fn invalidate_iotlb(&mut self, id: u16, address: u64, min_am: u8, leaf_change: bool) {
         let queued = self.rng.chance(50);
         let (granularity, am) = match self.rng.below(6) {
             0 => (1, 0),
             1 => (2, 0),
-            _ => (3, self.rng.below(4) as u8),
+            _ => (3, (self.rng.below(4) as u8).max(min_am)),
         };
+        let ih = leaf_change && self.rng.chance(30);
         let base = address & !((1u64 << (12 + am)) - 1);
         self.note(format!(
             "IOTLB invalidation g={granularity} did={id} addr={base:#x} am={am} queued={queued}"
         ));
         if queued {
             self.driver
-                .submit_sync(&[iotlb_descriptor(
-                    granularity,
-                    id,
-                    base,
-                    am,
-                    self.rng.chance(30),
-                )])
+                .submit_sync(&[iotlb_descriptor(granularity, id, base, am, ih)])
                 .unwrap();
         } else {
-            let iva = InvalidateAddress::new().with_addr(base >> 12).with_am(am);
+            let iva = InvalidateAddress::new()
+                .with_addr(base >> 12)
+                .with_am(am)
+                .with_ih(ih);
             self.driver.write64(offset::IVA, iva.into_bits());
             let cmd = IotlbInvalidate::new()
                 .with_ivt(true)
@@ -302,14 +340,21 @@ fn run(seed: u64, ops: u64) -> (u64, u64) {
         match h.rng.below(100) {
             0..=59 => h.compare(1),
             60..=89 => {
-                let (id, address) = h.change_table();
+                // Mostly a leaf; one change in six a whole level-1 table.
+                let (id, address, min_am, leaf_change) = if h.rng.chance(17) {
+                    let (id, block, am) = h.swap_leaf_table();
+                    (id, block, am, false)
+                } else {
+                    let (id, address) = h.change_table();
+                    (id, address, 0, true)
+                };
                 // Before the invalidation the cache may still hold the old mapping: look
                 // (filling the cache) without comparing.
                 for _ in 0..2 {
                     let req = random_request(&mut h.rng);
                     let _ = h.unit.translate(&req);
                 }
-                h.invalidate_iotlb(id, address);
+                h.invalidate_iotlb(id, address, min_am, leaf_change);
                 h.compare(4);
             }
             90..=98 => {

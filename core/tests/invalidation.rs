@@ -1102,3 +1102,39 @@ fn the_translation_generation_moves_on_every_change_and_only_then() {
         moved(&unit, "restore");
     }
 }
+
+/// The SL-PDE cache (cached level-2 entries, so a miss near an earlier one reads one
+/// entry): a page-selective invalidation of any page of a 2 MiB region drops the region's
+/// cached level-2 entry whatever IH says, and so does a domain-selective one, so a new
+/// level-1 table the guest put in is used at once.
+#[test]
+fn invalidating_a_page_drops_its_regions_cached_level_2_entry() {
+    const A: u64 = 0x20_1000;
+    const B: u64 = 0x20_5000;
+    for via in BOTH {
+        for (granularity, ih) in [(3, false), (3, true), (2, false)] {
+            let mem = TestMemory::new(MEM);
+            let host = RecordingHost::new();
+            let unit = Unit::new(Config::default(), &mem, &host).unwrap();
+            let mut tables = GuestTables::new(&mem);
+            let table = tables.new_domain_table();
+            tables.map(table, 4, A, OLD, 12, perm::RW);
+            tables.map(table, 4, B, OLD + 0x5000, 12, perm::RW);
+            tables.set_context(DEV_A.0, ContextSpec::translated(DOM_A, table));
+            let mut driver = GuestDriver::new(&unit, &mem);
+            driver.boot(tables.root_table);
+            // A's walk caches the region's level-2 entry; B has not been translated.
+            assert_eq!(target(&unit, DEV_A, A), OLD);
+            // The guest gives the region a new level-1 table in which B maps elsewhere.
+            let new_leaf_table = tables.alloc_page();
+            mem.write_u64(new_leaf_table + ((B >> 12) & 0x1FF) * 8, NEW | perm::RW);
+            tables.set_entry(table, 4, A, 2, new_leaf_table | perm::RW);
+            invalidate_iotlb(&mut driver, via, granularity, DOM_A, B, 0, ih);
+            assert_eq!(
+                target(&unit, DEV_A, B),
+                NEW,
+                "{via:?}, granularity {granularity}, IH {ih}"
+            );
+        }
+    }
+}

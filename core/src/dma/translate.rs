@@ -10,7 +10,7 @@ use core::sync::atomic::Ordering;
 use crate::cache::{Published, Snapshot};
 use crate::dma::context::{resolve_context, ContextFault, DeviceContext};
 use crate::dma::request::{Access, DmaError, DmaFault, DmaRequest, Mapping, SourceId, Translation};
-use crate::dma::walk::{walk_second_level, WalkError};
+use crate::dma::walk::{walk_from, WalkError, WalkStart};
 use crate::fault::FaultInfo;
 use crate::host::Host;
 use crate::memory::GuestMemory;
@@ -64,6 +64,16 @@ const FIRST_LEVEL_ADDRESS_LIMIT: u64 = 1 << (64 - 17 + 12);
 /// The IOTLB key qword: domain, page size and a tag so that an all-zero slot never matches.
 pub(crate) fn iotlb_key(domain_id: u16, size_shift: u8) -> u64 {
     u64::from(domain_id) | (u64::from(size_shift) << 24) | KEY_TAG
+}
+
+/// The span of an SL-PDE-cache entry: one level-2 entry maps 2 MiB.
+pub(crate) const PDE_SPAN_SHIFT: u8 = 21;
+
+/// The key qword of an SL-PDE-cache entry, kept in the IOTLB beside the leaves: like a
+/// 2 MiB leaf's (same hash, so one page-selective removal finds both) with a marker bit
+/// that no page size has.
+pub(crate) fn pde_key(domain_id: u16) -> u64 {
+    iotlb_key(domain_id, PDE_SPAN_SHIFT) | (1 << 32)
 }
 
 pub(crate) fn iotlb_hash(domain_id: u16, input_base: u64, size_shift: u8) -> u64 {
@@ -450,6 +460,12 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
     /// Walk the tables; with caching, publish the leaf in the IOTLB and leave the
     /// publication in `fill` for the caller to confirm (and re-walk if it raced an
     /// invalidation).
+    ///
+    /// With caching the walk also uses the SL-PDE cache (§6.2.4's paging-structure
+    /// caches, for the level-2 entries): entries in the IOTLB, keyed by domain and 2 MiB
+    /// region, holding the level-1 table and the permissions above it, so a miss next to
+    /// an earlier one reads one entry instead of four. They are removed by every IOTLB
+    /// invalidation that covers their region, whatever IH says.
     fn walk<'s>(
         &'s self,
         address: u64,
@@ -460,8 +476,26 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         fill: &mut Option<IotlbFill<'s>>,
     ) -> Result<Mapping, WalkError> {
         let snap = self.iotlb.snapshot(domain_id);
-        let leaf = walk_second_level(&self.memory, &self.config, table, levels, address)?;
+        let cached_pde = match caching {
+            Caching::Use => self.pde_lookup(domain_id, address),
+            Caching::Bypass => None,
+        };
+        let start = cached_pde.unwrap_or(WalkStart::root(table, levels));
+        let mut leaf_table = None;
+        let leaf = walk_from(&self.memory, &self.config, start, address, &mut leaf_table)?;
         if caching == Caching::Use {
+            if let Some(found) = leaf_table {
+                // Rare (once per 2 MiB region): its own fence is fine. If it raced an
+                // invalidation, so did the leaf below, whose confirmation redoes the walk.
+                let base = address & !((1u64 << PDE_SPAN_SHIFT) - 1);
+                let key = pde_key(domain_id);
+                let perms = Access::from_rw(found.read, found.write);
+                let words = [key, base, found.table | u64::from(perms.bits()), 0];
+                let hash = iotlb_hash(domain_id, base, PDE_SPAN_SHIFT);
+                let _ = self
+                    .iotlb
+                    .insert(snap, hash, words, |w| w[0] == key && w[1] == base);
+            }
             let key = iotlb_key(domain_id, leaf.size_shift);
             let hash = iotlb_hash(domain_id, leaf.input_base, leaf.size_shift);
             let perms = Access::from_rw(leaf.read, leaf.write);
@@ -487,6 +521,23 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             size_shift: leaf.size_shift,
             permissions: Access::from_rw(leaf.read, leaf.write),
             domain_id: Some(domain_id),
+        })
+    }
+
+    /// The SL-PDE-cache entry for `address` in `domain_id`: where to start the walk.
+    fn pde_lookup(&self, domain_id: u16, address: u64) -> Option<WalkStart> {
+        let base = address & !((1u64 << PDE_SPAN_SHIFT) - 1);
+        let key = pde_key(domain_id);
+        let hash = iotlb_hash(domain_id, base, PDE_SPAN_SHIFT);
+        let w = self
+            .iotlb
+            .lookup(domain_id, hash, |w| w[0] == key && w[1] == base)?;
+        let perms = Access::from_bits((w[2] & 3) as u8);
+        Some(WalkStart {
+            table: w[2] & !0xFFF,
+            level: 1,
+            read: perms.read(),
+            write: perms.write(),
         })
     }
 

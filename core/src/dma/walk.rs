@@ -104,10 +104,51 @@ pub fn walk_second_level(
     levels: u8,
     address: u64,
 ) -> Result<Leaf, WalkError> {
-    let mut table = table;
-    let (mut read, mut write) = (true, true);
-    // At most `levels` (≤ 6) iterations: a guest cannot make it loop longer.
-    for level in (1..=levels).rev() {
+    walk_from(
+        mem,
+        config,
+        WalkStart::root(table, levels),
+        address,
+        &mut None,
+    )
+}
+
+/// Where a walk starts: a table at a level, with the permissions ANDed over the levels
+/// above it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WalkStart {
+    pub(crate) table: u64,
+    pub(crate) level: u8,
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+}
+
+impl WalkStart {
+    /// The context's table at the top level: nothing above it.
+    pub(crate) fn root(table: u64, levels: u8) -> Self {
+        Self {
+            table,
+            level: levels,
+            read: true,
+            write: true,
+        }
+    }
+}
+
+/// Walk from `start` for `address`. When the walk goes through a level-2 entry that
+/// points to a table (an SL-PDE), that level-1 table and the permissions above it are
+/// stored in `leaf_table`: what the SL-PDE cache holds.
+pub(crate) fn walk_from(
+    mem: &impl GuestMemory,
+    config: &Config,
+    start: WalkStart,
+    address: u64,
+    leaf_table: &mut Option<WalkStart>,
+) -> Result<Leaf, WalkError> {
+    let mut table = start.table;
+    let (mut read, mut write) = (start.read, start.write);
+    // At most `start.level` (≤ 6) iterations: a guest cannot make it loop longer.
+    for level in (1..=start.level).rev() {
         let shift = level_shift(level);
         let entry = read_entry(mem, config, table, (address >> shift) & 0x1FF)
             .ok_or(WalkError::Fault(FaultReason::PAGING_ENTRY_ACCESS_ERROR))?;
@@ -116,7 +157,17 @@ pub fn walk_second_level(
         match classify(config, entry, level) {
             Entry::NotPresent => return Err(WalkError::NotPresent),
             Entry::Reserved => return Err(WalkError::Fault(FaultReason::PAGING_ENTRY_RESERVED)),
-            Entry::Table(next) => table = next,
+            Entry::Table(next) => {
+                if level == 2 {
+                    *leaf_table = Some(WalkStart {
+                        table: next,
+                        level: 1,
+                        read,
+                        write,
+                    });
+                }
+                table = next;
+            }
             Entry::Page(output_base) => {
                 return Ok(Leaf {
                     input_base: address & !((1u64 << shift) - 1),

@@ -7,7 +7,7 @@
 
 pub(crate) mod queue;
 
-use crate::dma::translate::{context_key, iotlb_hash, iotlb_key};
+use crate::dma::translate::{context_key, iotlb_hash, iotlb_key, pde_key, PDE_SPAN_SHIFT};
 use crate::host::{Host, InvalidationEvent};
 use crate::memory::GuestMemory;
 use crate::spec::registers::{
@@ -119,13 +119,21 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         let last = start + ((1u64 << (12 + u32::from(am))) - 1);
         for size_shift in PAGE_SHIFTS {
             let key = iotlb_key(domain_id, size_shift);
+            // SL-PDE-cache entries share the 2 MiB leaves' hash: removed with them, for
+            // every region the range touches, whatever IH says (removing more than the
+            // spec requires is always allowed).
+            let pde = if size_shift == PDE_SPAN_SHIFT {
+                pde_key(domain_id)
+            } else {
+                key
+            };
             let mut base = start & !((1u64 << size_shift) - 1);
             // At most 2^PAGE_PROBE_LIMIT_SHIFT iterations for 4 KiB pages, one otherwise.
             while base <= last {
                 let hash = iotlb_hash(domain_id, base, size_shift);
                 let page = base;
                 self.iotlb
-                    .invalidate_where(hash, |w| w[0] == key && w[1] == page);
+                    .invalidate_where(hash, |w| (w[0] == key || w[0] == pde) && w[1] == page);
                 let Some(next) = base.checked_add(1u64 << size_shift) else {
                     break;
                 };
