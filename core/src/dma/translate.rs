@@ -234,7 +234,8 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
                 (Some(iotlb), Some(first_level)) => iotlb.confirm_with(first_level).0,
                 (Some(iotlb), None) => iotlb.confirm(),
                 (None, first_level) => {
-                    drop(first_level);
+                    // No walk filled the IOTLB (a hit, pass-through, or no mapping).
+                    let _ = first_level.map(Published::confirm);
                     true
                 }
             };
