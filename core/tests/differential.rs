@@ -150,14 +150,15 @@ impl Harness<'_> {
         }
     }
 
+    /// One domain, at random: (its table, levels, id).
+    fn random_domain(&mut self) -> (u64, u8, u16) {
+        let d = &self.domains[self.rng.below(DOMAINS as u64) as usize];
+        (d.table, d.levels, d.id)
+    }
+
     /// Change one leaf of one domain; returns (domain id, an address inside the change).
     fn change_table(&mut self) -> (u16, u64) {
-        let d = self.rng.below(DOMAINS as u64) as usize;
-        let (table, levels, id) = (
-            self.domains[d].table,
-            self.domains[d].levels,
-            self.domains[d].id,
-        );
+        let (table, levels, id) = self.random_domain();
         let (address, level, shift) = match self.rng.below(3) {
             0 => (self.rng.below(SMALL_PAGES) << 12, 1, 12),
             1 => (LARGE_BASE + (self.rng.below(LARGE_PAGES) << 21), 2, 21),
@@ -181,12 +182,7 @@ impl Harness<'_> {
     /// differently, so a page-selective invalidation of the block (IH clear) is all the
     /// spec asks. Returns (domain id, block address, am).
     fn swap_leaf_table(&mut self) -> (u16, u64, u8) {
-        let d = self.rng.below(DOMAINS as u64) as usize;
-        let (table, levels, id) = (
-            self.domains[d].table,
-            self.domains[d].levels,
-            self.domains[d].id,
-        );
+        let (table, levels, id) = self.random_domain();
         let old_table = self.tables.entry_address(table, levels, 0, 1);
         let new_table = self.tables.alloc_page();
         for index in 0..512 {
