@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use divan::{black_box, Bencher};
 use viommu::cache::SeqCache;
 use viommu::{Translation, IOTLB_SLOTS};
-use viommu_bench::{fill_seq_cache, seq_cache_hash, seq_cache_key, Fixture, IrqFixture};
+use viommu_bench::{
+    fill_seq_cache, seq_cache_hash, seq_cache_key, Fixture, IrqFixture, SPREAD_STRIDE,
+};
 
 fn main() {
     divan::main();
@@ -23,6 +25,12 @@ const HOT_PAGES: usize = 64;
 const COLD_PAGES: usize = 64 * 1024;
 
 const _: () = assert!(COLD_PAGES >= 16 * IOTLB_SLOTS);
+
+/// Pages of the 4-level-walk miss workload, 2 MiB apart: twice the IOTLB, each under its
+/// own level-1 table (32 MiB of tables).
+const MISS_4_LEVEL_PAGES: usize = 8 * 1024;
+
+const _: () = assert!(MISS_4_LEVEL_PAGES >= 2 * IOTLB_SLOTS);
 
 /// The translated address a caller takes out of a result, reading its fields as a VMM
 /// does. (Handing the whole 24-byte `Result` to `black_box` instead makes the benchmark
@@ -47,12 +55,12 @@ fn translate_one(fixture: &Fixture, request: &viommu::DmaRequest) -> u64 {
 /// loop of the single-thread translate benchmarks).
 fn bench_cycling(
     bencher: Bencher,
-    pages: usize,
+    fixture: Fixture,
     call: impl Fn(&Fixture, &viommu::DmaRequest) -> u64,
 ) {
-    let fixture = Fixture::new(pages);
     fixture.warm();
     let requests = &fixture.requests;
+    let pages = requests.len();
     let mut i = 0;
     bencher.bench_local(|| {
         i = (i + 1) % pages;
@@ -64,7 +72,7 @@ fn bench_cycling(
 /// one probe of the first-level cache by (source id, page); no guest memory read.
 #[divan::bench]
 fn translate_hit(bencher: Bencher) {
-    bench_cycling(bencher, HOT_PAGES, translate_one);
+    bench_cycling(bencher, Fixture::new(HOT_PAGES), translate_one);
 }
 
 /// The same, with `translate` (which is `#[inline]`) inlined straight into divan's
@@ -73,7 +81,7 @@ fn translate_hit(bencher: Bencher) {
 /// lookup itself.
 #[divan::bench]
 fn translate_hit_inlined(bencher: Bencher) {
-    bench_cycling(bencher, HOT_PAGES, |fixture, request| {
+    bench_cycling(bencher, Fixture::new(HOT_PAGES), |fixture, request| {
         output_of(fixture.unit.translate(request))
     });
 }
@@ -94,13 +102,25 @@ fn translate_hit_threads(bencher: Bencher) {
 /// `unit.translate` on an IOTLB miss, one thread: cycling in order over 64 Ki mapped
 /// pages (16x the IOTLB) so nearly every call misses. Each call misses the first-level
 /// cache, hits the context cache, probes the IOTLB for 4 KiB pages (the only size this
-/// workload ever caches, so the only one probed), walks 4 levels through `GuestMemory`
-/// and inserts the leaf into the IOTLB and the first-level cache.
+/// workload ever caches, so the only one probed), finds the page's 2 MiB region in the
+/// SL-PDE cache (filled by the region's second walk), reads the one level-1 entry through
+/// `GuestMemory`, and publishes the leaf in the IOTLB and the first-level cache.
 #[divan::bench]
 fn translate_miss(bencher: Bencher) {
     // `bench_cycling` warms once more first, so the table pages are in the CPU caches
     // as far as they fit.
-    bench_cycling(bencher, COLD_PAGES, translate_one);
+    bench_cycling(bencher, Fixture::new(COLD_PAGES), translate_one);
+}
+
+/// The miss with a full 4-level walk (the target's case): 8 Ki pages, each in a 2 MiB region
+/// of its own (`SPREAD_STRIDE`), cycled in order, so every call misses the caches
+/// and the SL-PDE cache is never probed (each region's hint names the region walked
+/// before it): the first-level probe, the context cache, the IOTLB probe, four
+/// `GuestMemory` reads, and the two fills.
+#[divan::bench]
+fn translate_miss_4_level(bencher: Bencher) {
+    let fixture = Fixture::with_stride(MISS_4_LEVEL_PAGES, SPREAD_STRIDE);
+    bench_cycling(bencher, fixture, translate_one);
 }
 
 /// The pure 4-level walk (`viommu::dma::walk::walk_second_level`) over the 64 warm

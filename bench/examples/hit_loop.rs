@@ -8,13 +8,14 @@
 //! ```
 //!
 //! The program runs `CALLS` warm hits (`translate` or `remap`), or `CALLS` misses
-//! (`miss`: the same loop over 64 Ki pages); divide callgrind's total by `CALLS`. See
+//! (`miss`: the same loop over 64 Ki consecutive pages; `miss4`: over 8 Ki pages 2 MiB
+//! apart, so every walk is a full 4-level one); divide callgrind's total by `CALLS`. See
 //! docs/performance.md.
 
 use std::hint::black_box;
 
 use viommu::{Interrupt, InterruptRequest, Translation};
-use viommu_bench::{Fixture, IrqFixture};
+use viommu_bench::{Fixture, IrqFixture, SPREAD_STRIDE};
 
 /// Calls per run: enough to make the set-up outside the toggled functions irrelevant.
 const CALLS: usize = 100_000;
@@ -94,6 +95,13 @@ fn main() {
             fixture.warm();
             println!("{}", translate_hits(&fixture));
         }
+        Some("miss4") => {
+            // 8 Ki pages, each in a 2 MiB region of its own (`SPREAD_STRIDE`): every call
+            // misses everything and walks all four levels (no SL-PDE-cache hit).
+            let fixture = Fixture::with_stride(8 * 1024, SPREAD_STRIDE);
+            fixture.warm();
+            println!("{}", translate_hits(&fixture));
+        }
         Some("remap") => {
             let fixture = IrqFixture::new();
             let requests = fixture.requests.clone();
@@ -101,13 +109,16 @@ fn main() {
         }
         Some("time") => {
             // Wall-clock cross-check of divan's figures: 100 rounds of CALLS hits each, and
-            // 10 rounds of CALLS misses (the `miss` loop), with the machine's yardstick.
+            // 10 rounds of CALLS misses of each kind (the `miss` and `miss4` loops), with
+            // the machine's yardsticks.
             let fixture = Fixture::new(64);
             fixture.warm();
             let irq = IrqFixture::new();
             let requests = irq.requests.clone();
             let cold = Fixture::new(64 * 1024);
             cold.warm();
+            let spread = Fixture::with_stride(8 * 1024, SPREAD_STRIDE);
+            spread.warm();
             for _ in 0..3 {
                 let start = std::time::Instant::now();
                 let mut sum = 0;
@@ -125,14 +136,19 @@ fn main() {
                     sum += translate_hits(&cold);
                 }
                 let m = start.elapsed().as_nanos() as f64 / (10 * CALLS) as f64;
+                let start = std::time::Instant::now();
+                for _ in 0..10 {
+                    sum += translate_hits(&spread);
+                }
+                let m4 = start.elapsed().as_nanos() as f64 / (10 * CALLS) as f64;
                 let (alu, chase) = machine_yardsticks();
                 println!(
                     "translate hit {t:.2} ns/call, remap hit {r:.2} ns/call, \
-                     miss {m:.1} ns/call; yardsticks: alu {alu:.2} ns/step, \
+                     miss {m:.1} ns/call, 4-level miss {m4:.1} ns/call; yardsticks: alu {alu:.2} ns/step, \
                      L1 chase {chase:.2} ns/step ({sum})"
                 );
             }
         }
-        _ => eprintln!("usage: hit_loop translate|miss|remap|time"),
+        _ => eprintln!("usage: hit_loop translate|miss|miss4|remap|time"),
     }
 }

@@ -41,6 +41,12 @@ pub const GPA_BASE: u64 = 0x80_0000_0000;
 /// Page size of every mapping (4 KiB).
 pub const PAGE: u64 = 4096;
 
+/// The stride of the 4-level-walk miss workloads: each page in a 2 MiB region of its own
+/// (so under a level-1 table of its own, and no walk can start lower), and one page
+/// further along in each, so the level-1 entries read sit at different offsets of their
+/// tables rather than all in the same few CPU cache sets.
+pub const SPREAD_STRIDE: u64 = (2 << 20) + PAGE;
+
 /// A unit booted like Linux, with `pages` consecutive 4 KiB pages mapped for [`DEVICE`].
 pub struct Fixture {
     /// The unit under test (it owns the guest memory).
@@ -57,8 +63,18 @@ impl Fixture {
     ///
     /// Nothing is cached yet: call [`warm`](Self::warm) for an IOTLB-hit workload.
     pub fn new(pages: usize) -> Self {
-        let unit = Unit::new(Config::default(), TestMemory::new(MEMORY_BYTES), NoHost)
-            .expect("default configuration is valid");
+        Self::with_stride(pages, PAGE)
+    }
+
+    /// As [`new`](Self::new), with the mapped IOVAs `stride` bytes apart (a multiple of
+    /// 4 KiB). With a stride of 2 MiB or more every page has a level-1 table of its own,
+    /// so no walk can start below the top level (no SL-PDE-cache hit).
+    pub fn with_stride(pages: usize, stride: u64) -> Self {
+        // Room for a level-1 table per page when the stride puts each in its own region.
+        let tables_bytes = if stride >= 2 << 20 { pages * 4096 } else { 0 };
+        let memory = TestMemory::new(MEMORY_BYTES + tables_bytes);
+        let unit =
+            Unit::new(Config::default(), memory, NoHost).expect("default configuration is valid");
         let (root_table, table) = {
             let mut tables = GuestTables::new(unit.memory());
             let table = tables.new_domain_table();
@@ -66,7 +82,7 @@ impl Fixture {
                 tables.map(
                     table,
                     LEVELS,
-                    IOVA_BASE + i * PAGE,
+                    IOVA_BASE + i * stride,
                     GPA_BASE + i * PAGE,
                     12,
                     perm::RW,
@@ -78,7 +94,7 @@ impl Fixture {
         GuestDriver::new(&unit, unit.memory()).boot(root_table);
         let requests = (0..pages as u64)
             // An offset inside the page, so the result is checked on the full address.
-            .map(|i| DmaRequest::read(DEVICE, IOVA_BASE + i * PAGE + 0x10))
+            .map(|i| DmaRequest::read(DEVICE, IOVA_BASE + i * stride + 0x10))
             .collect();
         let fixture = Self {
             unit,

@@ -25,6 +25,8 @@ pub const CONTEXT_CACHE_SLOTS: usize = 1024;
 pub const FIRST_LEVEL_SLOTS: usize = 2048;
 /// Slots in the interrupt entry cache.
 pub const IEC_SLOTS: usize = 1024;
+/// Slots of the hint that decides when a walk fills the SL-PDE cache.
+pub(crate) const WALK_HINTS: usize = 64;
 
 /// Qwords per cache entry: a key qword, the input page, the output page with
 /// permissions, and a spare.
@@ -86,6 +88,12 @@ pub struct Unit<M: GuestMemory, H: Host> {
     /// Which large page sizes (bit 0: 2 MiB, bit 1: 1 GiB) the IOTLB may hold: lookups
     /// skip the others. Set before inserting; never cleared, so it only ever widens.
     pub(crate) iotlb_large_sizes: core::sync::atomic::AtomicU8,
+    /// The 2 MiB regions walked last, by (domain, region) hash: a walk probes and fills
+    /// the SL-PDE cache only when its slot already names its region (from the second
+    /// walk through it on), so misses spread over distinct regions pay neither. A
+    /// heuristic: it only decides what is probed and cached, never what a translation
+    /// returns.
+    pub(crate) walk_hints: [AtomicU64; WALK_HINTS],
     /// The first-level cache in front of both: (source id, 4 KiB page) → mapping.
     pub(crate) first_level: SeqCache<ENTRY_WORDS, FIRST_LEVEL_SLOTS>,
     /// The fast-path view of interrupt remapping: IRTA as latched by SIRTP, IRES, CFIS.
@@ -112,6 +120,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             iotlb: SeqCache::new(),
             first_level: SeqCache::new(),
             iotlb_large_sizes: core::sync::atomic::AtomicU8::new(0),
+            walk_hints: [const { AtomicU64::new(u64::MAX) }; WALK_HINTS],
             ir_state: AtomicU64::new(0),
             iec: SeqCache::new(),
             interrupt_first_level: SeqCache::new(),

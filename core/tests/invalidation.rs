@@ -1111,6 +1111,7 @@ fn the_translation_generation_moves_on_every_change_and_only_then() {
 fn invalidating_a_page_drops_its_regions_cached_level_2_entry() {
     const A: u64 = 0x20_1000;
     const B: u64 = 0x20_5000;
+    const C: u64 = 0x20_2000;
     for via in BOTH {
         for (granularity, ih) in [(3, false), (3, true), (2, false)] {
             let mem = TestMemory::new(MEM);
@@ -1120,11 +1121,14 @@ fn invalidating_a_page_drops_its_regions_cached_level_2_entry() {
             let table = tables.new_domain_table();
             tables.map(table, 4, A, OLD, 12, perm::RW);
             tables.map(table, 4, B, OLD + 0x5000, 12, perm::RW);
+            tables.map(table, 4, C, OLD + 0x2000, 12, perm::RW);
             tables.set_context(DEV_A.0, ContextSpec::translated(DOM_A, table));
             let mut driver = GuestDriver::new(&unit, &mem);
             driver.boot(tables.root_table);
-            // A's walk caches the region's level-2 entry; B has not been translated.
+            // The second walk through the region (C's) caches its level-2 entry; B has
+            // not been translated.
             assert_eq!(target(&unit, DEV_A, A), OLD);
+            assert_eq!(target(&unit, DEV_A, C), OLD + 0x2000);
             // The guest gives the region a new level-1 table in which B maps elsewhere.
             let new_leaf_table = tables.alloc_page();
             mem.write_u64(new_leaf_table + ((B >> 12) & 0x1FF) * 8, NEW | perm::RW);

@@ -5,7 +5,7 @@
 //! resolves the context and walks the tables (pure functions), and caches the result
 //! unless an invalidation raced the walk.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cache::{Published, Snapshot};
 use crate::dma::context::{resolve_context, ContextFault, DeviceContext};
@@ -17,7 +17,7 @@ use crate::memory::GuestMemory;
 use crate::spec::fault::FaultReason;
 use crate::spec::registers::TranslationTableMode;
 use crate::spec::INTERRUPT_RANGE;
-use crate::unit::{Unit, DMA_STATE_TES, ENTRY_WORDS, FIRST_LEVEL_SLOTS, IOTLB_SLOTS};
+use crate::unit::{Unit, DMA_STATE_TES, ENTRY_WORDS, FIRST_LEVEL_SLOTS, IOTLB_SLOTS, WALK_HINTS};
 
 /// How many times a translation whose walk raced an invalidation is tried before its
 /// result is returned as it is.
@@ -477,18 +477,25 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         fill: &mut Option<IotlbFill<'s>>,
     ) -> Result<Mapping, WalkError> {
         let snap = self.iotlb.snapshot(domain_id);
+        let base = address & !((1u64 << PDE_SPAN_SHIFT) - 1);
+        // The SL-PDE cache is probed and filled only for a region walked just before
+        // (its hint slot names it): a stream of misses over distinct regions pays one
+        // hint load and store, not a probe and a fill per miss.
+        let (hint, region_tag) = self.walk_hint(domain_id, base);
+        let walked_before = hint.load(Ordering::Relaxed) == region_tag;
         let cached_pde = match caching {
-            Caching::Use => self.pde_lookup(domain_id, address),
-            Caching::Bypass => None,
+            Caching::Use if walked_before => self.pde_lookup(domain_id, base),
+            _ => None,
         };
         let start = cached_pde.unwrap_or(WalkStart::root(table, levels));
         let mut leaf_table = None;
         let leaf = walk_from(&self.memory, &self.config, start, address, &mut leaf_table)?;
         if caching == Caching::Use {
-            if let Some(found) = leaf_table {
+            if !walked_before {
+                hint.store(region_tag, Ordering::Relaxed);
+            } else if let Some(found) = leaf_table {
                 // Rare (once per 2 MiB region): its own fence is fine. If it raced an
                 // invalidation, so did the leaf below, whose confirmation redoes the walk.
-                let base = address & !((1u64 << PDE_SPAN_SHIFT) - 1);
                 let key = pde_key(domain_id);
                 let perms = Access::from_rw(found.read, found.write);
                 let words = [key, base, found.table | u64::from(perms.bits()), 0];
@@ -525,9 +532,21 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         })
     }
 
-    /// The SL-PDE-cache entry for `address` in `domain_id`: where to start the walk.
-    fn pde_lookup(&self, domain_id: u16, address: u64) -> Option<WalkStart> {
-        let base = address & !((1u64 << PDE_SPAN_SHIFT) - 1);
+    /// The hint slot of a 2 MiB region of a domain, and the tag that names the region in
+    /// it. Read and written Relaxed: a stale or lost hint only changes what is probed and
+    /// cached, never what a translation returns.
+    fn walk_hint(&self, domain_id: u16, region_base: u64) -> (&AtomicU64, u64) {
+        let region = region_base >> PDE_SPAN_SHIFT;
+        let slot = (region ^ u64::from(domain_id)) as usize % WALK_HINTS;
+        (
+            &self.walk_hints[slot],
+            (region << 16) | u64::from(domain_id),
+        )
+    }
+
+    /// The SL-PDE-cache entry for the 2 MiB region at `base` in `domain_id`: where to
+    /// start the walk.
+    fn pde_lookup(&self, domain_id: u16, base: u64) -> Option<WalkStart> {
         let key = pde_key(domain_id);
         let hash = iotlb_hash(domain_id, base, PDE_SPAN_SHIFT);
         let w = self
