@@ -255,6 +255,13 @@ pub fn run(input: &Input) {
                             addr >= base && addr + data.len() as u64 <= base + 64,
                             "posting wrote outside the descriptor: {addr:#x}"
                         );
+                        // A descriptor the guest placed over its own IRT: posting just
+                        // rewrote IRTEs behind the cache's back, as any DMA write could
+                        // (finding 6 in docs/reliability.md).
+                        let end = addr + data.len() as u64;
+                        for at in (addr.max(IRT)..end).step_by(16) {
+                            dirty.insert(((at - IRT) / 16) as u16);
+                        }
                     }
                 }
                 assert!(
