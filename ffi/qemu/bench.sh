@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
 # Disk-read throughput inside a Linux 6.12 guest (TCG), the same QEMU binary and guest with
-# no vIOMMU, QEMU's intel-iommu, and viommu-vtd, in lazy and strict invalidation mode: the
-# guest reads its whole virtio-blk disk with dd at 4 KiB and 1 MiB (O_DIRECT when its dd can).
-# A benchmark, not a test: it prints a table and records nothing by itself.
+# no vIOMMU, QEMU's intel-iommu and viommu-vtd, each in passthrough, lazy and strict mode:
+# the guest reads its whole virtio-blk disk with dd at 4 KiB and 1 MiB (O_DIRECT when its
+# dd can). A benchmark, not a test: it prints a table and records nothing by itself.
 #
-#   ffi/qemu/bench.sh [--rounds N] [--translate [CALLS]]
+#   ffi/qemu/bench.sh [--rounds N] [--translate [CALLS] | --profile CONFIG]
+#
+# Each round boots every configuration once (three timed reads per block size per boot),
+# in an order rotated from round to round; the summary gives, per configuration, the
+# median and the fastest read over all rounds and the throughput lost against no vIOMMU.
 #
 # --translate: instead, the in-QEMU translate microbenchmark: for each backend (intel-iommu,
 # viommu-vtd, viommu-vtd with x-translation-cache=off), boot the
 # guest, then time CALLS (default 10000000) translations of its virtio-blk rings through
 # the IOMMU region's translate callback and through address_space_translate() (the
 # iommu_translate_bench monitor command of patch 0002), N rounds alternating backends.
+#
+# --profile CONFIG: instead, one boot of CONFIG (no-viommu, intel-iommu-pt, viommu-lazy, ...)
+# under `perf record`, and where the host's CPU went during the guest's reads: guest kernel
+# functions (the IOMMU driver's share apart), QEMU's TCG runtime, its memory API, the
+# vIOMMU (profile.py). Needs perf and python3.
 set -euo pipefail
 DIR=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VIOMMU_CACHE:-$HOME/.cache/viommu}
-ROUNDS=1 TRANSLATE=""
+ROUNDS=1 TRANSLATE="" PROFILE=""
 while [ $# -gt 0 ]; do
     case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -22,7 +31,8 @@ while [ $# -gt 0 ]; do
             TRANSLATE=10000000
             if [[ "${2:-}" =~ ^[0-9]+$ ]]; then TRANSLATE=$2; shift; fi
             shift ;;
-        *) echo "usage: $0 [--rounds N] [--translate [CALLS]]" >&2; exit 2 ;;
+        --profile) PROFILE=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds N] [--translate [CALLS] | --profile CONFIG]" >&2; exit 2 ;;
     esac
 done
 
@@ -42,12 +52,37 @@ if [ -n "$TRANSLATE" ]; then
     exit 0
 fi
 
-# run_bench NAME RUN_DIR DROP_IOMMU : re-run the boot-test command line of RUN_DIR with
-# viommu.bench=1 (and without any vIOMMU when DROP_IOMMU=1); print the guest's figures.
+# The configurations, in the order of the first round (later rounds rotate it, so that no
+# configuration always runs at the same point of the machine's slow drifts):
+#   no-viommu         the lazy command line without the vIOMMU device, intel_iommu=off
+#   <iommu>-pt        intel_iommu=on iommu.passthrough=1: the guest maps nothing (identity
+#                     domain) but every DMA and MSI still goes through the vIOMMU
+#   <iommu>-lazy      translated DMA, invalidations batched by the guest's flush queue
+#   <iommu>-strict    translated DMA, an IOTLB invalidation per unmap (iommu.strict=1)
+# pt against lazy/strict separates the two parts of a loss: what the device costs (pt) and
+# what the guest's own intel-iommu driver costs (mapping and unmapping every request).
+CONFIGS=(no-viommu intel-iommu-pt viommu-pt intel-iommu-lazy viommu-lazy intel-iommu-strict viommu-strict)
+
+# config_run CONFIG: "IOMMU MODE DROP PT": the boot-test run whose command line CONFIG
+# starts from, whether to drop the vIOMMU device, whether to boot with iommu.passthrough=1.
+config_run() {
+    case $1 in
+        no-viommu) echo intel-iommu lazy 1 0 ;;
+        *-pt) echo "${1%-pt}" lazy 0 1 ;;
+        intel-iommu-lazy | intel-iommu-strict | viommu-lazy | viommu-strict) echo "${1%-*}" "${1##*-}" 0 0 ;;
+        *) echo "unknown configuration '$1' (one of: ${CONFIGS[*]})" >&2; return 1 ;;
+    esac
+}
+
+# run_bench CONFIG ROUND [PERF...]: boot the guest of CONFIG with viommu.bench=1 from the
+# command line boot-test.sh recorded (the same QEMU binary, guest and devices), print its
+# reads as "CONFIG ROUND bs seconds" lines; with PERF, run QEMU under that command.
 run_bench() {
-    local name=$1 run=$2 drop=$3 a skip=0 out
+    local name=$1 round=$2 a skip=0 out iommu mode drop pt
+    shift 2
+    read -r iommu mode drop pt < <(config_run "$name")
     local -a cmd new=()
-    eval "cmd=($(cat "$run/cmdline"))"
+    eval "cmd=($(cat "$CACHE/runs/$iommu-6.12-$mode/cmdline"))"
     out=$CACHE/runs/bench-$name.log
     for ((i = 0; i < ${#cmd[@]}; i++)); do
         a=${cmd[$i]}
@@ -60,54 +95,91 @@ run_bench() {
         file:*serial.log) a="file:$out" ;;
         file=*disk.img,*) a="file=$DISK,${a#*,}" ;;
         console=*)
-            a="$a viommu.bench=1"
-            [ "$drop" = 1 ] && a=${a//intel_iommu=on/intel_iommu=off} ;;
+            a="$a viommu.bench=1 $EXTRA_APPEND"
+            [ "$drop" = 1 ] && a=${a//intel_iommu=on/intel_iommu=off}
+            [ "$pt" = 1 ] && a=${a//iommu.passthrough=0/iommu.passthrough=1} ;;
         esac
         new+=("$a")
     done
     rm -f "$out"
-    timeout 600 "${new[@]}" >"$out.qemu" 2>&1 || true
-    grep -a 'VIOMMU-BENCH-DD' "$out" | sed 's/\r//' | while read -r _ bs mode _ bytes secs; do
-        local b=${bytes#bytes=} s=${secs#seconds=}
-        printf '%-22s %-12s %-12s %8.2f s %10.1f MiB/s\n' "$name" "${bs#bs=}" "${mode#mode=}" "$s" \
-            "$(awk "BEGIN { print ($s > 0) ? $b / 1048576 / $s : 0 }")"
+    timeout 900 "$@" "${new[@]}" $EXTRA_QEMU >"$out.qemu" 2>&1 || true
+    grep -a 'VIOMMU-BENCH-DD' "$out" | sed 's/\r//' | while read -r _ bs _ _ _ secs; do
+        echo "$name $round ${bs#bs=} ${secs#seconds=}"
     done | tee -a "$RESULTS"
+    grep -aq 'VIOMMU-BENCH-DD' "$out" || { echo "$name: no figures, see $out" >&2; return 1; }
 }
 
 # boot-test removes its disk after a run: read a 64 MiB disk of our own.
 DISK=$CACHE/runs/bench-disk.img
 mkdir -p "$CACHE/runs"
 [ -f "$DISK" ] || head -c $((64 << 20)) /dev/urandom >"$DISK"
+EXTRA_APPEND="" EXTRA_QEMU=""
+
+# The command lines (and the checks that the guest works with each backend and mode).
+if [ -n "$PROFILE" ]; then
+    run=$(config_run "$PROFILE") || exit 2
+    read -r iommu mode _ <<<"$run"
+    RUNS=("$iommu $mode")
+else
+    RUNS=("intel-iommu lazy" "viommu lazy" "intel-iommu strict" "viommu strict")
+fi
+for r in "${RUNS[@]}"; do
+    read -r iommu mode <<<"$r"
+    "$DIR/boot-test.sh" --iommu "$iommu" --kernel 6.12 --mode "$mode" >/dev/null ||
+        { echo "boot-test --iommu $iommu --mode $mode failed" >&2; exit 1; }
+done
+
+if [ -n "$PROFILE" ]; then
+    # One boot of PROFILE under perf, TCG's code named by guest address (-perfmap) and the
+    # guest's kernel symbols at fixed addresses (nokaslr), then the profile of the reads.
+    command -v perf >/dev/null || { echo "--profile needs perf (linux-perf)" >&2; exit 1; }
+    RESULTS=$CACHE/runs/bench-profile-results.txt
+    : >"$RESULTS"
+    EXTRA_APPEND="nokaslr viommu.kallsyms=1" EXTRA_QEMU="-perfmap"
+    data=$CACHE/runs/bench-$PROFILE.perf
+    run_bench "$PROFILE" 1 perf record -q -F 999 -o "$data" --
+    sed -n '/VIOMMU-BEGIN-KALLSYMS/,/VIOMMU-END-KALLSYMS/p' "$CACHE/runs/bench-$PROFILE.log" |
+        sed 's/\r//' | grep -v VIOMMU- >"$CACHE/runs/bench-$PROFILE.kallsyms"
+    python3 "$DIR/profile.py" "$data" "$CACHE/runs/bench-$PROFILE.kallsyms"
+    exit 0
+fi
 
 RESULTS=$CACHE/runs/bench-results.txt
 : >"$RESULTS"
-printf '%-22s %-12s %-12s %10s %16s\n' configuration block mode time throughput
+echo "configuration round block seconds"
 for round in $(seq "$ROUNDS"); do
-    for mode in lazy strict; do
-        for iommu in intel-iommu viommu; do
-            "$DIR/boot-test.sh" --iommu "$iommu" --kernel 6.12 --mode "$mode" >/dev/null ||
-                { echo "boot-test --iommu $iommu --mode $mode failed" >&2; exit 1; }
-            run_bench "$iommu-$mode" "$CACHE/runs/$iommu-6.12-$mode" 0
-        done
+    for ((k = 0; k < ${#CONFIGS[@]}; k++)); do
+        run_bench "${CONFIGS[$(((k + round - 1) % ${#CONFIGS[@]}))]}" "$round" ||
+            exit 1
     done
-    run_bench "no-viommu" "$CACHE/runs/intel-iommu-6.12-lazy" 1
 done
 
-# The fastest read of each configuration and block size over all rounds (three reads per
-# boot), and the throughput lost against no vIOMMU: the figure the goal is stated in.
+# Per configuration and block size, over all reads of all rounds (three per boot): the
+# median and the fastest read, and the throughput lost against no vIOMMU
+# (1 - t(none)/t(config)) by each: the figure the goal is stated in.
 echo
-awk '
-    { key = $1 " " $2; t = $4 + 0; if (!(key in best) || t < best[key]) best[key] = t }
+awk -v order="${CONFIGS[*]}" '
+    { key = $1 " " $3; n[key]++; t[key, n[key]] = $4 + 0 }
+    function median(key,   i, j, m, v, x) {
+        m = n[key]
+        for (i = 1; i <= m; i++) v[i] = t[key, i]
+        for (i = 2; i <= m; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+        fastest[key] = v[1]
+        return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+    }
     END {
-        printf "%-22s %-10s %10s %10s\n", "fastest of all reads", "block", "time", "loss"
-        n = split("no-viommu intel-iommu-lazy viommu-lazy intel-iommu-strict viommu-strict", names, " ")
+        printf "%-20s %-8s %5s %10s %8s %10s %8s\n", "configuration", "block", "reads", "median", "loss", "fastest", "loss"
+        c = split(order, names, " ")
         split("4096 1048576", sizes, " ")
-        for (j = 1; j <= 2; j++)
-            for (i = 1; i <= n; i++) {
+        for (j = 1; j <= 2; j++) {
+            base = sizes[j]
+            bm = median("no-viommu " base); bf = fastest["no-viommu " base]
+            for (i = 1; i <= c; i++) {
                 key = names[i] " " sizes[j]
-                if (!(key in best)) continue
-                base = best["no-viommu " sizes[j]]
-                loss = (base > 0) ? 100 * (1 - base / best[key]) : 0
-                printf "%-22s %-10s %8.2f s %9.1f%%\n", names[i], sizes[j], best[key], loss
+                if (!(key in n)) continue
+                m = median(key); f = fastest[key]
+                printf "%-20s %-8s %5d %8.3f s %7.1f%% %8.3f s %7.1f%%\n", names[i], sizes[j], n[key],
+                    m, (m > 0) ? 100 * (1 - bm / m) : 0, f, (f > 0) ? 100 * (1 - bf / f) : 0
             }
+        }
     }' "$RESULTS"
