@@ -237,7 +237,8 @@ typedef uint32_t viommu_translation_kind;
 #endif // __cplusplus
 
 /**
- * How a device's requests are handled, as `viommu_replay` found it.
+ * How a device's requests are handled, as `viommu_replay` or
+ * `viommu_device_address_space` found it.
  */
 enum viommu_address_space_kind
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -662,13 +663,7 @@ typedef struct viommu_translation {
 } viommu_translation;
 
 /**
- * Receive one mapping from `viommu_replay`; `mapping` is valid only during the call.
- */
-typedef void (*viommu_mapping_fn)(void *opaque,
-                                  const struct viommu_mapping *mapping);
-
-/**
- * A device's address space, as `viommu_replay` found it.
+ * A device's address space, as `viommu_replay` or `viommu_device_address_space` found it.
  */
 typedef struct viommu_address_space {
     /**
@@ -688,6 +683,12 @@ typedef struct viommu_address_space {
      */
     uint8_t fault_reason;
 } viommu_address_space;
+
+/**
+ * Receive one mapping from `viommu_replay`; `mapping` is valid only during the call.
+ */
+typedef void (*viommu_mapping_fn)(void *opaque,
+                                  const struct viommu_mapping *mapping);
 
 /**
  * What the DMAR table says besides the unit's configuration.
@@ -1206,6 +1207,25 @@ viommu_status viommu_translate_uncached(const struct viommu_unit *unit,
  */
 viommu_status viommu_translation_generation(const struct viommu_unit *unit,
                                             const uint64_t **out);
+
+/**
+ * How requests without PASID from `source_id` are handled now, as `viommu_translate` sees
+ * it (from the context cache, filled on a miss; nothing is recorded).
+ *
+ * UNTRANSLATED and PASS_THROUGH mean that every request below 2^`guest_address_width`
+ * and outside the interrupt range (0xFEE0_0000..=0xFEEF_FFFF) maps to itself with read
+ * and write permission: the VMM may send the device's DMA straight to guest memory, not
+ * calling `viommu_translate`, until the next CONTEXT_GLOBAL, CONTEXT_DOMAIN or
+ * CONTEXT_DEVICE invalidation notice (SRTP and TE changes raise CONTEXT_GLOBAL),
+ * `viommu_reset` or `viommu_restore`, and must then ask again. Ask after the call that
+ * raised the notice has returned, not from the `invalidated` callback. docs/ffi.md shows
+ * the pattern.
+ *
+ * Thread-safe.
+ */
+viommu_status viommu_device_address_space(const struct viommu_unit *unit,
+                                          uint16_t source_id,
+                                          struct viommu_address_space *out);
 
 /**
  * Report every page mapped now for `source_id` that intersects `[first, last]`, in

@@ -64,10 +64,10 @@ fi
 step "QEMU boot tests through viommu-vtd"
 for args in "--kernel 6.12 --mode lazy" "--kernel 6.12 --mode strict" \
     "--kernel 6.12 --mode lazy --caching-mode" "--kernel 6.12 --mode lazy --no-eim" \
-    "--kernel 6.1 --mode lazy"; do
+    "--kernel 6.12 --mode pt" "--kernel 6.1 --mode lazy"; do
     # shellcheck disable=SC2086
     ffi/qemu/boot-test.sh --iommu viommu $args
 done
 # Migration: save the running unit mid-DMA, restore it in a second QEMU, DMA goes on.
 ffi/qemu/boot-test.sh --iommu viommu --kernel 6.12 --migrate
-echo "6 passed, 0 failed: QEMU boot and migration tests through viommu-vtd"
+echo "7 passed, 0 failed: QEMU boot and migration tests through viommu-vtd"

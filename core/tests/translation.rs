@@ -334,6 +334,88 @@ fn disabling_translation_returns_to_pass_through_and_notifies_the_host() {
         .contains(&viommu::InvalidationEvent::IotlbGlobal));
 }
 
+/// `device_address_space` answers from the context cache, as translate does: a context
+/// the guest changes without invalidating keeps its cached kind, an invalidation (or TE)
+/// brings the new one, and nothing is recorded for a device without a context.
+#[test]
+fn a_devices_address_space_follows_its_cached_context() {
+    use viommu::dma::enumerate::DeviceAddressSpace;
+    let rig = Rig::new();
+    let unit = Unit::new(Config::default(), rig.mem, rig.host).unwrap();
+    let mut tables = GuestTables::new(rig.mem);
+    let table = tables.new_domain_table();
+    tables.map(table, 4, 0x1000, 0x9000, 12, perm::RW);
+    tables.set_context(DEV_A.0, ContextSpec::translated(4, table));
+    tables.set_context(DEV_B.0, ContextSpec::pass_through(5));
+    let nobody = SourceId::new(9, 0, 0);
+    // Translation off: every device's DMA maps to itself.
+    for d in [DEV_A, DEV_B, nobody] {
+        assert_eq!(
+            unit.device_address_space(d),
+            DeviceAddressSpace::Untranslated
+        );
+    }
+    let mut driver = GuestDriver::new(&unit, rig.mem);
+    driver.boot(tables.root_table);
+    assert_eq!(
+        unit.device_address_space(DEV_A),
+        DeviceAddressSpace::Translated { domain_id: 4 }
+    );
+    assert_eq!(
+        unit.device_address_space(DEV_B),
+        DeviceAddressSpace::PassThrough { domain_id: 5 }
+    );
+    assert_eq!(
+        unit.device_address_space(nobody),
+        DeviceAddressSpace::Blocked(FaultReason::ROOT_ENTRY_NOT_PRESENT)
+    );
+    assert_eq!(driver.read32(offset::FSTS), 0, "asking records no fault");
+    // What it says is what translate does.
+    let b = mapped(&unit, DmaRequest::write(DEV_B, 0x7654_3000));
+    assert_eq!(
+        (b.translate(0x7654_3210), b.permissions),
+        (0x7654_3210, Access::READ_WRITE)
+    );
+    assert_eq!(
+        mapped(&unit, DmaRequest::read(DEV_A, 0x1000)).output_base,
+        0x9000
+    );
+
+    // Swap the two devices' contexts in the tables only: the cached kinds stay ...
+    tables.set_context(DEV_A.0, ContextSpec::pass_through(4));
+    tables.set_context(DEV_B.0, ContextSpec::translated(5, table));
+    assert_eq!(
+        unit.device_address_space(DEV_A),
+        DeviceAddressSpace::Translated { domain_id: 4 }
+    );
+    assert_eq!(
+        unit.device_address_space(DEV_B),
+        DeviceAddressSpace::PassThrough { domain_id: 5 }
+    );
+    // ... until the context cache is invalidated.
+    driver.invalidate_context_global().unwrap();
+    driver.invalidate_iotlb_global().unwrap();
+    assert_eq!(
+        unit.device_address_space(DEV_A),
+        DeviceAddressSpace::PassThrough { domain_id: 4 }
+    );
+    assert_eq!(
+        unit.device_address_space(DEV_B),
+        DeviceAddressSpace::Translated { domain_id: 5 }
+    );
+    assert_eq!(
+        mapped(&unit, DmaRequest::read(DEV_B, 0x1000)).output_base,
+        0x9000
+    );
+    // Translation off again: untranslated, whatever the contexts say.
+    driver.gcmd.set_te(false);
+    driver.write32(offset::GCMD, driver.gcmd.into_bits());
+    assert_eq!(
+        unit.device_address_space(DEV_B),
+        DeviceAddressSpace::Untranslated
+    );
+}
+
 #[test]
 fn device_tlb_contexts_translate_only_when_advertised() {
     for device_tlb in [false, true] {

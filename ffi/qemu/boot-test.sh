@@ -5,7 +5,7 @@
 # the host's, and an e1000e DHCP exchange with QEMU's slirp.
 #
 #   ffi/qemu/boot-test.sh [--iommu intel-iommu|viommu] [--kernel 6.12|6.1]
-#                         [--mode lazy|strict] [--caching-mode] [--no-eim] [--aw-bits 39|48]
+#                         [--mode lazy|strict|pt] [--caching-mode] [--no-eim] [--aw-bits 39|48]
 #                         [--accel auto|kvm|tcg] [--timeout SECONDS] [--seed N]
 #                         [--translate-bench COUNT | --migrate] [--no-translation-cache]
 #
@@ -51,13 +51,16 @@ while [ $# -gt 0 ]; do
 done
 case $IOMMU in intel-iommu|viommu) ;; *) usage ;; esac
 case $KERNEL in 6.12|6.1) ;; *) usage ;; esac
-case $MODE in lazy|strict) ;; *) usage ;; esac
+case $MODE in lazy|strict|pt) ;; *) usage ;; esac
 case $ACCEL in auto|kvm|tcg) ;; *) usage ;; esac
 [ -n "$BENCH_COUNT" ] && [ $MIGRATE = 1 ] && usage
 [ $TCACHE = 0 ] && [ $IOMMU != viommu ] && usage
 HOLD=""
 [ -n "$BENCH_COUNT" ] && HOLD=idle
 [ $MIGRATE = 1 ] && HOLD=io
+# viommu in pt mode: hold the guest to look at the disk's address space (check 11).
+MTREE=0
+[ $MODE = pt ] && [ $IOMMU = viommu ] && [ -z "$HOLD" ] && HOLD=idle MTREE=1
 
 # --- what to boot ---------------------------------------------------------------------
 t0=$SECONDS
@@ -147,7 +150,8 @@ case $IOMMU in
 esac
 [ $TCACHE = 0 ] && IOMMU_DEV+=",x-translation-cache=off"
 STRICT=$([ $MODE = strict ] && echo 1 || echo 0)
-APPEND="console=ttyS0 loglevel=4 panic=-1 intel_iommu=on iommu.passthrough=0 iommu.strict=$STRICT"
+PASSTHROUGH=$([ $MODE = pt ] && echo 1 || echo 0)
+APPEND="console=ttyS0 loglevel=4 panic=-1 intel_iommu=on iommu.passthrough=$PASSTHROUGH iommu.strict=$STRICT"
 [ -n "$HOLD" ] && APPEND+=" viommu.hold=$HOLD"
 MONITOR=(-monitor none)
 [ -n "$HOLD" ] && MONITOR=(-monitor "unix:$RUN/monitor.sock,server=on,wait=off")
@@ -177,6 +181,12 @@ else
             hmp "$RUN/monitor.sock" "iommu_translate_bench disk0 $BENCH_COUNT" >"$RUN/translate-bench.txt"
             log "$(grep -h 'ns/call' "$RUN/translate-bench.txt" || echo "translate bench: no figures")"
         fi
+        hmp "$RUN/monitor.sock" quit >/dev/null 2>&1
+        wait $qpid; QEMU_RC=$?
+    elif [ $MTREE = 1 ]; then
+        # The guest is done and idle, its devices in identity (pass-through) domains.
+        wait_for_line "$RUN/serial.log" '^VIOMMU-GUEST-HOLD' $qpid "$TIMEOUT" &&
+            hmp "$RUN/monitor.sock" "info mtree -f" >"$RUN/mtree.txt"
         hmp "$RUN/monitor.sock" quit >/dev/null 2>&1
         wait $qpid; QEMU_RC=$?
     else
@@ -249,13 +259,15 @@ nok=$(grep -c '^VIOMMU-INSMOD-OK' "$LOGF")
 nwant=$(grep -c . "$GUEST/modules.order" 2>/dev/null)
 check "modules loaded" "$([ "$nfail" = 0 ] && [ "$nok" = "${nwant:-x}" ] && echo 1 || echo 0)" "$nok of ${nwant:-?} insmod ok, $nfail failed"
 
-# 3. DMA remapping on, translating (DMA / DMA-FQ domains, not identity).
+# 3. DMA remapping on: translating (DMA / DMA-FQ domains), or identity with --mode pt.
 line=$(grep -m1 -E 'DMAR: Intel\(R\) Virtualization Technology for Directed I/O' <<<"$DMESG" || true)
 want_type=DMA-FQ
 [ $MODE = strict ] && want_type=DMA
 # Linux forces strict invalidation when the IOMMU reports Caching Mode (virtualized):
 # "IOMMU batching disallowed due to virtualization".
 [ $CM = 1 ] && want_type=DMA
+# iommu.passthrough=1: identity domains, pass-through context entries (ECAP.PT).
+[ $MODE = pt ] && want_type=identity
 types=$(grep -E '^VIOMMU-PCI .* driver=(virtio-pci|e1000e) ' "$LOGF" | sed -E 's/.*group_type=([^ ]*).*/\1/' | sort -u | tr '\n' ' ')
 ndev=$(grep -cE '^VIOMMU-PCI .* driver=(virtio-pci|e1000e) ' "$LOGF" || true)
 policy=$(grep -m1 -oE 'DMA domain TLB invalidation policy: [a-z]+ mode' <<<"$DMESG" || true)
@@ -322,6 +334,18 @@ if [ $MIGRATE = 1 ]; then
     if [ -n "$shas" ]; then nread=$(grep -c . <<<"$shas"); nbad=$(grep -vc " $HOST_SHA\$" <<<"$shas"); fi
     ok=0; [[ "$MIGRATION_NOTE" == *completed ]] && [ "$nread" -ge 2 ] && [ "$nbad" = 0 ] && ok=1
     check "migration" $ok "source ${MIGRATION_NOTE:-never migrated}; after resume $nread whole-disk reads (n=$(head -n1 <<<"$shas" | cut -d' ' -f1)..), $nbad with a wrong sha256"
+fi
+
+# 11. viommu in pt mode: the pass-through disk's DMA goes straight to guest memory (the
+# device's x-passthrough-direct alias), not through the translate callback: in the flat
+# view of its address space, guest RAM above 1 MiB is pc.ram itself.
+if [ $MTREE = 1 ]; then
+    ram=$(awk '/^FlatView #/ { block = 0 } /AS "virtio-blk-pci"/ { block = 1 }
+               block && /^ *0000000000100000-.*\(prio [0-9]+, ram\): pc\.ram/ { print; exit }' \
+        "$RUN/mtree.txt" 2>/dev/null | tr -d '\r')
+    detail="no pc.ram at 1 MiB in the flat view of the virtio-blk address space (see $RUN/mtree.txt)"
+    [ -n "$ram" ] && detail="virtio-blk address space: $(echo $ram)"
+    check "direct DMA" "$([ -n "$ram" ] && echo 1 || echo 0)" "$detail"
 fi
 
 {

@@ -248,7 +248,38 @@ pub extern "C" fn viommu_translation_generation(
     })
 }
 
-/// How a device's requests are handled, as `viommu_replay` found it.
+/// How requests without PASID from `source_id` are handled now, as `viommu_translate` sees
+/// it (from the context cache, filled on a miss; nothing is recorded).
+///
+/// UNTRANSLATED and PASS_THROUGH mean that every request below 2^`guest_address_width`
+/// and outside the interrupt range (0xFEE0_0000..=0xFEEF_FFFF) maps to itself with read
+/// and write permission: the VMM may send the device's DMA straight to guest memory, not
+/// calling `viommu_translate`, until the next CONTEXT_GLOBAL, CONTEXT_DOMAIN or
+/// CONTEXT_DEVICE invalidation notice (SRTP and TE changes raise CONTEXT_GLOBAL),
+/// `viommu_reset` or `viommu_restore`, and must then ask again. Ask after the call that
+/// raised the notice has returned, not from the `invalidated` callback. docs/ffi.md shows
+/// the pattern.
+///
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn viommu_device_address_space(
+    unit: *const viommu_unit,
+    source_id: u16,
+    out: *mut viommu_address_space,
+) -> viommu_status {
+    boundary(|| {
+        let mut out = try_out!(out);
+        out.write(viommu_address_space::NONE);
+        let unit = &try_ref!(unit).unit;
+        out.write(viommu_address_space::from_engine(
+            unit.device_address_space(SourceId(source_id)),
+        ));
+        Ok(())
+    })
+}
+
+/// How a device's requests are handled, as `viommu_replay` or
+/// `viommu_device_address_space` found it.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum viommu_address_space_kind {
@@ -264,7 +295,7 @@ pub enum viommu_address_space_kind {
     Blocked = 4,
 }
 
-/// A device's address space, as `viommu_replay` found it.
+/// A device's address space, as `viommu_replay` or `viommu_device_address_space` found it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct viommu_address_space {

@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cache::{Published, Snapshot};
 use crate::dma::context::{resolve_context, ContextFault, DeviceContext};
+use crate::dma::enumerate::DeviceAddressSpace;
 use crate::dma::request::{Access, DmaError, DmaFault, DmaRequest, Mapping, SourceId, Translation};
 use crate::dma::walk::{walk_from, WalkError, WalkStart};
 use crate::fault::FaultInfo;
@@ -314,6 +315,43 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
                 }),
                 Blocked::Unsupported => DmaError::UnsupportedRequest,
             })
+    }
+
+    /// How requests without PASID from `source_id` are handled now, as [`translate`]
+    /// sees it: from the context cache (filling it on a miss), so a context entry the guest
+    /// changed without invalidating it still counts as it was cached.
+    ///
+    /// [`DeviceAddressSpace::Untranslated`] and [`DeviceAddressSpace::PassThrough`] mean
+    /// that every request below 2^MGAW (the configured guest address width) and outside
+    /// the interrupt range maps to itself with read and write permission. A VMM may then
+    /// send the device's DMA straight to guest memory, without calling `translate`, until
+    /// the next [`InvalidationEvent::ContextGlobal`], [`InvalidationEvent::ContextDomain`]
+    /// or [`InvalidationEvent::ContextDevice`] event (SRTP and TE changes raise the first),
+    /// [`reset`](Unit::reset) or [`restore`](Unit::restore); it must then ask again.
+    /// Nothing is recorded: a context fault is returned as
+    /// [`DeviceAddressSpace::Blocked`], and is recorded when a request meets it.
+    ///
+    /// [`translate`]: Unit::translate
+    /// [`InvalidationEvent::ContextGlobal`]: crate::InvalidationEvent::ContextGlobal
+    /// [`InvalidationEvent::ContextDomain`]: crate::InvalidationEvent::ContextDomain
+    /// [`InvalidationEvent::ContextDevice`]: crate::InvalidationEvent::ContextDevice
+    pub fn device_address_space(&self, source_id: SourceId) -> DeviceAddressSpace {
+        let state = self.dma_state.load(Ordering::Acquire);
+        if state & DMA_STATE_TES == 0 {
+            return DeviceAddressSpace::Untranslated;
+        }
+        if TranslationTableMode(((state >> 10) & 3) as u8) != TranslationTableMode::LEGACY {
+            return DeviceAddressSpace::Blocked(FaultReason::ROOT_TABLE_MODE_INVALID);
+        }
+        match self.device_context(state & !0xFFF, source_id) {
+            Ok(DeviceContext::PassThrough { domain_id, .. }) => {
+                DeviceAddressSpace::PassThrough { domain_id }
+            }
+            Ok(DeviceContext::Translated { domain_id, .. }) => {
+                DeviceAddressSpace::Translated { domain_id }
+            }
+            Err(fault) => DeviceAddressSpace::Blocked(fault.reason),
+        }
     }
 
     /// The translate logic. With [`Caching::Use`], a walk leaves its IOTLB fill in

@@ -240,6 +240,20 @@ int main(void) {
     CHECK(pt.count == 1 && pt.events[0].kind == VIOMMU_MAP_EVENT_KIND_IDENTITY_BEGIN);
     CHECK(pt.events[0].has_domain && pt.events[0].domain_id == PT_DOMAIN);
 
+    /* Which devices a VMM may send straight to guest memory; asking records nothing. */
+    viommu_address_space kind;
+    CHECK_OK(viommu_device_address_space(g.unit, PT_DEV, &kind));
+    CHECK(kind.kind == VIOMMU_ADDRESS_SPACE_KIND_PASS_THROUGH);
+    CHECK(kind.has_domain && kind.domain_id == PT_DOMAIN);
+    CHECK_OK(viommu_device_address_space(g.unit, DEV, &kind));
+    CHECK(kind.kind == VIOMMU_ADDRESS_SPACE_KIND_TRANSLATED && kind.domain_id == DOMAIN);
+    CHECK_OK(viommu_device_address_space(g.unit, NO_DEV, &kind));
+    CHECK(kind.kind == VIOMMU_ADDRESS_SPACE_KIND_BLOCKED && kind.fault_reason == 0x01);
+    CHECK((reg_read32(&g, REG_FSTS) & FSTS_PPF) == 0);
+    CHECK_STATUS(viommu_device_address_space(NULL, DEV, &kind), VIOMMU_STATUS_NULL_POINTER);
+    CHECK(kind.kind == VIOMMU_ADDRESS_SPACE_KIND_NONE);
+    CHECK_STATUS(viommu_device_address_space(g.unit, DEV, NULL), VIOMMU_STATUS_NULL_POINTER);
+
     /* The guest maps a page and, in caching mode, invalidates it: MAP. */
     w.notes.count = 0;
     map_page(&g, table, 0x3000, 0x300000, 12, PTE_RW);
@@ -287,6 +301,8 @@ int main(void) {
     check_event(&pt.events[3], VIOMMU_MAP_EVENT_KIND_MAP, 0x40000000, 2u << 20, 0x600000,
                 VIOMMU_ACCESS_READ);
     CHECK(pt.events[3].domain_id == DOMAIN);
+    CHECK_OK(viommu_device_address_space(g.unit, PT_DEV, &kind));
+    CHECK(kind.kind == VIOMMU_ADDRESS_SPACE_KIND_TRANSLATED && kind.domain_id == DOMAIN);
 
     /* Replay: everything DEV maps now, for a late attacher; with a budget. */
     unsigned count = 0;

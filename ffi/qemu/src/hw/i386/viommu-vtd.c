@@ -7,7 +7,8 @@
  * requests (MSI writes to 0xFEEx_xxxx and the IOAPIC's messages) through
  * viommu_remap_interrupt, turns viommu's invalidation notices into IOMMU notifier
  * events, and saves/restores the engine's state for migration. Every status viommu
- * returns is checked.
+ * returns is checked. A device whose DMA viommu does not translate (translation off, or
+ * a pass-through context) gets guest memory directly, as with QEMU's intel-iommu.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -56,6 +57,11 @@ typedef struct ViommuVtdAddressSpace {
     ViommuVtdState *unit;
     MemoryRegion root;
     IOMMUMemoryRegion iommu;
+    /*
+     * Guest memory below 2^aw-bits, over the IOMMU region, enabled while viommu says the
+     * device's DMA is untranslated or passed through (viommu_vtd_update_direct).
+     */
+    MemoryRegion direct;
     MemoryRegion ir_alias;
     AddressSpace as;
     IOMMUNotifierFlag notifier_flags;
@@ -72,6 +78,7 @@ struct ViommuVtdState {
     bool caching_mode;
     uint8_t aw_bits;
     bool translation_cache;
+    bool passthrough_direct;
 
     viommu_config config;
     viommu_unit *unit;
@@ -81,6 +88,8 @@ struct ViommuVtdState {
     MemoryRegion mr_ir;
     GHashTable *address_spaces;
     QLIST_HEAD(, ViommuVtdAddressSpace) with_notifiers;
+    /* A context-cache invalidation (or SRTP, TE) happened: re-ask which devices pass through. */
+    bool contexts_changed;
 
     /* Migration: the engine's state blob. */
     uint32_t migration_len;
@@ -166,6 +175,9 @@ static void viommu_vtd_invalidated(void *opaque,
     case VIOMMU_INVALIDATION_KIND_CONTEXT_GLOBAL:
     case VIOMMU_INVALIDATION_KIND_CONTEXT_DOMAIN:
     case VIOMMU_INVALIDATION_KIND_CONTEXT_DEVICE:
+        s->contexts_changed = true;
+        viommu_vtd_notify_unmap(s, 0, s->aw_bits);
+        break;
     case VIOMMU_INVALIDATION_KIND_IOTLB_GLOBAL:
     case VIOMMU_INVALIDATION_KIND_IOTLB_DOMAIN:
         viommu_vtd_notify_unmap(s, 0, s->aw_bits);
@@ -187,12 +199,18 @@ static uint64_t viommu_vtd_mmio_read(void *opaque, hwaddr addr, unsigned size)
     return value;
 }
 
+static void viommu_vtd_update_direct(ViommuVtdState *s);
+
 static void viommu_vtd_mmio_write(void *opaque, hwaddr addr, uint64_t value,
                                   unsigned size)
 {
     ViommuVtdState *s = opaque;
 
     viommu_vtd_check("mmio write", viommu_mmio_write(s->unit, addr, size, value));
+    /* Not from the invalidated callback: viommu is still inside the write there. */
+    if (s->contexts_changed) {
+        viommu_vtd_update_direct(s);
+    }
 }
 
 static const MemoryRegionOps viommu_vtd_mmio_ops = {
@@ -515,6 +533,44 @@ static gboolean viommu_vtd_key_equal(gconstpointer a, gconstpointer b)
     return x->bus == y->bus && x->devfn == y->devfn;
 }
 
+/*
+ * Send the device's DMA straight to guest memory when viommu says it is untranslated
+ * or passed through, through the IOMMU region otherwise. Valid until the next context
+ * invalidation notice, reset or restore, after each of which viommu_vtd_update_direct
+ * asks again. (A device behind a bridge is asked for by its requester id now; a guest
+ * that renumbers buses invalidates the context cache before relying on the change.)
+ */
+static void viommu_vtd_update_direct_one(ViommuVtdAddressSpace *vas)
+{
+    ViommuVtdState *s = vas->unit;
+    viommu_address_space space;
+    viommu_status status;
+    bool direct = false;
+
+    if (s->passthrough_direct) {
+        status = viommu_device_address_space(s->unit, viommu_vtd_sid(vas), &space);
+        viommu_vtd_check("device address space", status);
+        direct = status == VIOMMU_STATUS_OK &&
+                 (space.kind == VIOMMU_ADDRESS_SPACE_KIND_UNTRANSLATED ||
+                  space.kind == VIOMMU_ADDRESS_SPACE_KIND_PASS_THROUGH);
+    }
+    memory_region_set_enabled(&vas->direct, direct); /* no-op when unchanged */
+}
+
+static void viommu_vtd_update_direct(ViommuVtdState *s)
+{
+    GHashTableIter iter;
+    gpointer value;
+
+    s->contexts_changed = false;
+    memory_region_transaction_begin();
+    g_hash_table_iter_init(&iter, s->address_spaces);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        viommu_vtd_update_direct_one(value);
+    }
+    memory_region_transaction_commit();
+}
+
 static AddressSpace *viommu_vtd_find_add_as(PCIBus *bus, void *opaque, int devfn)
 {
     ViommuVtdState *s = opaque;
@@ -539,13 +595,23 @@ static AddressSpace *viommu_vtd_find_add_as(PCIBus *bus, void *opaque, int devfn
                              UINT64_MAX);
     memory_region_add_subregion_overlap(&vas->root, 0,
                                         MEMORY_REGION(&vas->iommu), 0);
+    /*
+     * Untranslated DMA below 2^aw-bits goes straight to guest memory; above it, the
+     * IOMMU region still asks viommu (which faults a pass-through device's request
+     * beyond the guest address width, as the spec says).
+     */
+    memory_region_init_alias(&vas->direct, OBJECT(s), "viommu-vtd-direct",
+                             get_system_memory(), 0, 1ULL << s->aw_bits);
+    memory_region_set_enabled(&vas->direct, false);
+    memory_region_add_subregion_overlap(&vas->root, 0, &vas->direct, 1);
     /* Interrupt requests are never translated: they go to interrupt remapping. */
     memory_region_init_alias(&vas->ir_alias, OBJECT(s), "viommu-vtd-ir",
                              &s->mr_ir, 0, VIOMMU_VTD_IR_SIZE);
     memory_region_add_subregion_overlap(&vas->root, VIOMMU_VTD_IR_BASE,
-                                        &vas->ir_alias, 1);
+                                        &vas->ir_alias, 2);
     address_space_init(&vas->as, &vas->root, name);
     g_hash_table_insert(s->address_spaces, g_memdup2(&key, sizeof(key)), vas);
+    viommu_vtd_update_direct_one(vas);
     return &vas->as;
 }
 
@@ -641,6 +707,7 @@ static void viommu_vtd_reset_exit(Object *obj, ResetType type)
 
     if (s->unit) {
         viommu_vtd_check("reset", viommu_reset(s->unit));
+        viommu_vtd_update_direct(s);
     }
 }
 
@@ -676,6 +743,7 @@ static int viommu_vtd_post_load(void *opaque, int version_id)
         return -EINVAL;
     }
     viommu_vtd_notify_unmap(s, 0, s->aw_bits);
+    viommu_vtd_update_direct(s);
     return 0;
 }
 
@@ -700,6 +768,9 @@ static const Property viommu_vtd_properties[] = {
     /* The per-thread translation cache in front of viommu_translate (off: every DMA
      * calls the library, for comparison). */
     DEFINE_PROP_BOOL("x-translation-cache", ViommuVtdState, translation_cache, true),
+    /* Untranslated and pass-through devices get guest memory directly (off: their DMA
+     * goes through viommu_translate too, for comparison). */
+    DEFINE_PROP_BOOL("x-passthrough-direct", ViommuVtdState, passthrough_direct, true),
 };
 
 void viommu_vtd_build_dmar(GArray *table_data, BIOSLinker *linker,
