@@ -101,6 +101,9 @@ enum Kind {
     Domain,
     All,
     Where,
+    /// One `begin_removal`, then two set scans: the walker's key is removed by
+    /// the second, so the scan that matters comes well after the bump and fence.
+    Batch,
 }
 
 fn invalidate(cache: &Cache, kind: Kind) {
@@ -108,6 +111,11 @@ fn invalidate(cache: &Cache, kind: Kind) {
         Kind::Domain => cache.invalidate_domain(DOMAIN),
         Kind::All => cache.invalidate_all(),
         Kind::Where => cache.invalidate_where(1, key_is(1)),
+        Kind::Batch => {
+            let removal = cache.begin_removal();
+            removal.remove_where(0, key_is(9));
+            removal.remove_where(1, key_is(1));
+        }
     }
 }
 
@@ -158,7 +166,7 @@ fn walker_vs_invalidation(kind: Kind) {
         if began_before {
             assert_eq!(cache.lookup(DOMAIN, 1, key_is(1)), None);
             assert_eq!(cache.count_valid(), 0);
-            if let Kind::Where = kind {
+            if let Kind::Where | Kind::Batch = kind {
                 // Targeted removal leaves nothing behind, dead or alive.
                 assert_eq!(cache.count_occupied(), 0);
             }
@@ -179,6 +187,11 @@ fn walker_vs_invalidate_all() {
 #[test]
 fn walker_vs_invalidate_where() {
     walker_vs_invalidation(Kind::Where);
+}
+
+#[test]
+fn walker_vs_batched_removal() {
+    walker_vs_invalidation(Kind::Batch);
 }
 
 /// When the walker takes its snapshot.

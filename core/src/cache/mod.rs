@@ -67,7 +67,8 @@
 //!    produces an entry that is dead on arrival.
 //!
 //! 2. **The epoch.** A 64-bit counter bumped by *every* invalidation. The
-//!    bump is what makes targeted removal ([`invalidate_where`], and the
+//!    bump is what makes targeted removal ([`invalidate_where`], or
+//!    [`begin_removal`] once for several sets, and the
 //!    generation wrap-around sweep below) race-free, by a store-buffering
 //!    argument. The inserter publishes its entry, issues a SeqCst fence `Fi`
 //!    and re-reads the epoch. The invalidator bumps the epoch, issues a SeqCst
@@ -132,6 +133,7 @@
 //! covering them, so lookups may return either.
 //!
 //! [`invalidate_where`]: SeqCache::invalidate_where
+//! [`begin_removal`]: SeqCache::begin_removal
 
 mod sync;
 
@@ -682,20 +684,20 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
     /// Removes the valid entries of the set chosen by `hash` for which `pred`
     /// is true. Bumps the epoch first, so racing inserts undo themselves.
     pub fn invalidate_where(&self, hash: u64, pred: impl Fn(&[u64; W]) -> bool) {
+        self.begin_removal().remove_where(hash, pred);
+    }
+
+    /// Starts a targeted invalidation of any number of sets: bumps the epoch and
+    /// issues the fence once, for every [`Removal::remove_where`] that follows
+    /// (what [`invalidate_where`](Self::invalidate_where) does per set). Sound
+    /// because the argument of the module docs (point 2) only needs the bump and
+    /// the fence to come before the invalidator reads the slots; reading more
+    /// sets, later, changes nothing in it.
+    pub fn begin_removal(&self) -> Removal<'_, W, N> {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         // Pairs with the fence in `insert` (module docs, point 2).
         fence(Ordering::SeqCst);
-        let base = Self::set_base(hash);
-        for way in 0..WAYS {
-            let slot = self.slot(base, way);
-            // A busy or torn slot is being rewritten by a writer that will see
-            // our epoch bump; skipping it is safe (module docs).
-            if let Some(copy) = slot.read() {
-                if copy.meta & VALID != 0 && pred(&copy.words) {
-                    slot.clear_at(copy.seq);
-                }
-            }
-        }
+        Removal { cache: self }
     }
 
     /// Number of live entries. O(N); for tests and benchmarks only.
@@ -717,6 +719,32 @@ impl<const W: usize, const N: usize> SeqCache<W, N> {
             .filter_map(Slot::read)
             .filter(|copy| copy.meta & VALID != 0)
             .count()
+    }
+}
+
+/// A targeted invalidation in progress: the epoch has been bumped and fenced
+/// ([`SeqCache::begin_removal`]), so sets can be scanned without doing it again.
+#[must_use = "a removal does nothing until remove_where is called"]
+pub struct Removal<'c, const W: usize, const N: usize> {
+    cache: &'c SeqCache<W, N>,
+}
+
+impl<const W: usize, const N: usize> Removal<'_, W, N> {
+    /// Removes the valid entries of the set chosen by `hash` for which `pred`
+    /// is true.
+    pub fn remove_where(&self, hash: u64, pred: impl Fn(&[u64; W]) -> bool) {
+        let cache = self.cache;
+        let base = SeqCache::<W, N>::set_base(hash);
+        for way in 0..WAYS {
+            let slot = cache.slot(base, way);
+            // A busy or torn slot is being rewritten by a writer that will see
+            // our epoch bump; skipping it is safe (module docs).
+            if let Some(copy) = slot.read() {
+                if copy.meta & VALID != 0 && pred(&copy.words) {
+                    slot.clear_at(copy.seq);
+                }
+            }
+        }
     }
 }
 

@@ -117,6 +117,8 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             return;
         }
         let last = start + ((1u64 << (12 + u32::from(am))) - 1);
+        // One epoch bump and fence for every set probed below.
+        let removal = self.iotlb.begin_removal();
         for size_shift in PAGE_SHIFTS {
             let key = iotlb_key(domain_id, size_shift);
             // SL-PDE-cache entries share the 2 MiB leaves' hash: removed with them, for
@@ -132,8 +134,7 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
             while base <= last {
                 let hash = iotlb_hash(domain_id, base, size_shift);
                 let page = base;
-                self.iotlb
-                    .invalidate_where(hash, |w| (w[0] == key || w[0] == pde) && w[1] == page);
+                removal.remove_where(hash, |w| (w[0] == key || w[0] == pde) && w[1] == page);
                 let Some(next) = base.checked_add(1u64 << size_shift) else {
                     break;
                 };
