@@ -520,7 +520,7 @@ mod ffi_impls {
 
     impl Encode for Call {
         fn encode(&self, out: &mut Vec<u8>) {
-            const N: u32 = 10;
+            const N: u32 = 11;
             match self {
                 Call::MmioRead {
                     null_unit,
@@ -605,6 +605,14 @@ mod ffi_impls {
                 Call::Poke(w) => {
                     variant(out, 9, N);
                     w.encode(out);
+                }
+                Call::DeviceAddressSpace {
+                    null_unit,
+                    out: o,
+                    sid,
+                } => {
+                    variant(out, 10, N);
+                    fields!(out; null_unit, o, sid);
                 }
             }
         }

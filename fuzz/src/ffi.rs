@@ -21,7 +21,10 @@ use viommu::{
     SourceId, Translation, Unit,
 };
 use viommu_ffi::config::viommu_config;
-use viommu_ffi::dma::{viommu_dma_request, viommu_translation, viommu_translation_kind};
+use viommu_ffi::dma::{
+    viommu_address_space, viommu_address_space_kind, viommu_device_address_space,
+    viommu_dma_request, viommu_translation, viommu_translation_kind,
+};
 use viommu_ffi::host::viommu_host_ops;
 use viommu_ffi::irq::{
     viommu_interrupt, viommu_interrupt_kind, viommu_interrupt_request, viommu_post_outcome,
@@ -154,6 +157,15 @@ pub enum Call {
     StatusStr(u32),
     /// Guest memory changes.
     Poke(MemWrite),
+    /// `viommu_device_address_space`.
+    DeviceAddressSpace {
+        /// NULL unit.
+        null_unit: bool,
+        /// Out pointer.
+        out: Ptr,
+        /// Source id.
+        sid: u16,
+    },
 }
 
 /// The input of the `ffi` target.
@@ -580,6 +592,48 @@ pub fn run(input: &Input) {
                     }
                     Err(DmaError::UnsupportedRequest) => {
                         assert_eq!(status, viommu_status::UnsupportedRequest);
+                    }
+                }
+            }
+            Call::DeviceAddressSpace {
+                null_unit,
+                out,
+                sid,
+            } => {
+                let mut os = Slot::<viommu_address_space>::new(None);
+                let status = known(viommu_device_address_space(
+                    unit_ptr(unit, *null_unit),
+                    *sid,
+                    os.ptr(*out),
+                ));
+                if *null_unit {
+                    if *out == Ptr::Valid {
+                        assert_eq!(status, viommu_status::NullPointer, "NULL unit");
+                    }
+                    continue;
+                }
+                if !check_pointers(status, &[*out], "viommu_device_address_space") {
+                    continue;
+                }
+                assert_eq!(status, viommu_status::Ok);
+                // SAFETY: a valid out pointer is written by a call that returned OK.
+                let got = unsafe { os.value.assume_init() };
+                let expected = twin.device_address_space(SourceId(*sid));
+                if !compare {
+                    continue;
+                }
+                use viommu::dma::enumerate::DeviceAddressSpace as D;
+                use viommu_address_space_kind as K;
+                match expected {
+                    D::Untranslated => assert_eq!(got.kind, K::Untranslated),
+                    D::PassThrough { domain_id } => {
+                        assert_eq!((got.kind, got.domain_id), (K::PassThrough, domain_id));
+                    }
+                    D::Translated { domain_id } => {
+                        assert_eq!((got.kind, got.domain_id), (K::Translated, domain_id));
+                    }
+                    D::Blocked(reason) => {
+                        assert_eq!((got.kind, got.fault_reason), (K::Blocked, reason.0));
                     }
                 }
             }

@@ -794,17 +794,24 @@ fn ffi_seeds(dir: &Path) {
                 address,
                 access,
                 pasid,
-            } => calls.push(Call::Translate {
-                uncached: false,
-                null_unit: false,
-                request: Ptr::Valid,
-                out: Ptr::Valid,
-                sid,
-                access,
-                has_pasid: pasid.is_some(),
-                pasid: pasid.unwrap_or(0),
-                address: address.get(),
-            }),
+            } => calls.extend([
+                Call::DeviceAddressSpace {
+                    null_unit: false,
+                    out: Ptr::Valid,
+                    sid,
+                },
+                Call::Translate {
+                    uncached: false,
+                    null_unit: false,
+                    request: Ptr::Valid,
+                    out: Ptr::Valid,
+                    sid,
+                    access,
+                    has_pasid: pasid.is_some(),
+                    pasid: pasid.unwrap_or(0),
+                    address: address.get(),
+                },
+            ]),
             MmioOp::Remap {
                 sid, address, data, ..
             } => calls.push(Call::Remap {
