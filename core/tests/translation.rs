@@ -357,14 +357,17 @@ fn a_devices_address_space_follows_its_cached_context() {
     }
     let mut driver = GuestDriver::new(&unit, rig.mem);
     driver.boot(tables.root_table);
-    assert_eq!(
-        unit.device_address_space(DEV_A),
-        DeviceAddressSpace::Translated { domain_id: 4 }
+    let both = || {
+        (
+            unit.device_address_space(DEV_A),
+            unit.device_address_space(DEV_B),
+        )
+    };
+    let (translated, pass_through) = (
+        DeviceAddressSpace::Translated { domain_id: 4 },
+        DeviceAddressSpace::PassThrough { domain_id: 5 },
     );
-    assert_eq!(
-        unit.device_address_space(DEV_B),
-        DeviceAddressSpace::PassThrough { domain_id: 5 }
-    );
+    assert_eq!(both(), (translated, pass_through));
     assert_eq!(
         unit.device_address_space(nobody),
         DeviceAddressSpace::Blocked(FaultReason::ROOT_ENTRY_NOT_PRESENT)
@@ -384,24 +387,16 @@ fn a_devices_address_space_follows_its_cached_context() {
     // Swap the two devices' contexts in the tables only: the cached kinds stay ...
     tables.set_context(DEV_A.0, ContextSpec::pass_through(4));
     tables.set_context(DEV_B.0, ContextSpec::translated(5, table));
-    assert_eq!(
-        unit.device_address_space(DEV_A),
-        DeviceAddressSpace::Translated { domain_id: 4 }
-    );
-    assert_eq!(
-        unit.device_address_space(DEV_B),
-        DeviceAddressSpace::PassThrough { domain_id: 5 }
-    );
+    assert_eq!(both(), (translated, pass_through));
     // ... until the context cache is invalidated.
     driver.invalidate_context_global().unwrap();
     driver.invalidate_iotlb_global().unwrap();
     assert_eq!(
-        unit.device_address_space(DEV_A),
-        DeviceAddressSpace::PassThrough { domain_id: 4 }
-    );
-    assert_eq!(
-        unit.device_address_space(DEV_B),
-        DeviceAddressSpace::Translated { domain_id: 5 }
+        both(),
+        (
+            DeviceAddressSpace::PassThrough { domain_id: 4 },
+            DeviceAddressSpace::Translated { domain_id: 5 }
+        )
     );
     assert_eq!(
         mapped(&unit, DmaRequest::read(DEV_B, 0x1000)).output_base,
