@@ -56,11 +56,13 @@ fi
 # configuration always runs at the same point of the machine's slow drifts):
 #   no-viommu         the lazy command line without the vIOMMU device, intel_iommu=off
 #   <iommu>-pt        intel_iommu=on iommu.passthrough=1: the guest maps nothing (identity
-#                     domain) but every DMA and MSI still goes through the vIOMMU
+#                     domains, pass-through contexts: DMA straight to memory with either
+#                     backend), but every MSI is still remapped
 #   <iommu>-lazy      translated DMA, invalidations batched by the guest's flush queue
 #   <iommu>-strict    translated DMA, an IOTLB invalidation per unmap (iommu.strict=1)
-# pt against lazy/strict separates the two parts of a loss: what the device costs (pt) and
-# what the guest's own intel-iommu driver costs (mapping and unmapping every request).
+# pt against lazy/strict separates the two parts of a loss: what the vIOMMU costs without
+# the guest driver (pt) and what the guest's own intel-iommu driver costs (mapping and
+# unmapping every request).
 CONFIGS=(no-viommu intel-iommu-pt viommu-pt intel-iommu-lazy viommu-lazy intel-iommu-strict viommu-strict)
 
 # config_run CONFIG: "IOMMU MODE DROP PT": the boot-test run whose command line CONFIG
