@@ -19,7 +19,7 @@
 # --profile CONFIG: instead, one boot of CONFIG (no-viommu, intel-iommu-pt, viommu-lazy, ...)
 # under `perf record`, and where the host's CPU went during the guest's reads: guest kernel
 # functions (the IOMMU driver's share apart), QEMU's TCG runtime, its memory API, the
-# vIOMMU (profile.py). Needs perf and python3.
+# vIOMMU (profile.py). Installs linux-perf (perf) if it is missing.
 set -euo pipefail
 DIR=$(cd "$(dirname "$0")" && pwd)
 CACHE=${VIOMMU_CACHE:-$HOME/.cache/viommu}
@@ -134,7 +134,9 @@ done
 if [ -n "$PROFILE" ]; then
     # One boot of PROFILE under perf, TCG's code named by guest address (-perfmap) and the
     # guest's kernel symbols at fixed addresses (nokaslr), then the profile of the reads.
-    command -v perf >/dev/null || { echo "--profile needs perf (linux-perf)" >&2; exit 1; }
+    # shellcheck source=lib.sh
+    LOG_TAG=bench . "$DIR/lib.sh"
+    apt_install linux-perf python3
     RESULTS=$CACHE/runs/bench-profile-results.txt
     : >"$RESULTS"
     EXTRA_APPEND="nokaslr viommu.kallsyms=1" EXTRA_QEMU="-perfmap"
