@@ -107,7 +107,7 @@ PY
 wait_for_line() {
     local file=$1 re=$2 pid=$3 limit=$4 start=$SECONDS
     while [ $((SECONDS - start)) -lt "$limit" ]; do
-        tr -d '\r' <"$file" 2>/dev/null | grep -qE "$re" && return 0
+        tr -d '\r' 2>/dev/null <"$file" | grep -qE "$re" && return 0
         kill -0 "$pid" 2>/dev/null || return 1
         sleep 1
     done
