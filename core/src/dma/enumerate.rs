@@ -4,17 +4,16 @@
 //! invalidation names and compares; one that attaches late replays everything. Both read
 //! the tables as they are now, uncached, and both are bounded by a page budget.
 
-use core::sync::atomic::Ordering;
-
-use crate::dma::context::{resolve_context, DeviceContext};
+use crate::dma::context::DeviceContext;
 use crate::dma::request::{Access, Mapping, SourceId};
+use crate::dma::translate::Caching;
 use crate::dma::walk::{for_each_leaf, BudgetExhausted};
 use crate::host::Host;
 use crate::memory::GuestMemory;
 use crate::spec::fault::FaultReason;
-use crate::unit::{Unit, DMA_STATE_TES};
+use crate::unit::Unit;
 
-/// How a device's requests are handled now, as far as enumeration is concerned.
+/// How a device's requests without PASID are handled now, before any page is looked up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceAddressSpace {
     /// DMA remapping is off: every address maps to itself.
@@ -48,18 +47,9 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
         budget: u64,
         mut visit: impl FnMut(&Mapping),
     ) -> Result<DeviceAddressSpace, BudgetExhausted> {
-        let state = self.dma_state.load(Ordering::Acquire);
-        if state & DMA_STATE_TES == 0 {
-            return Ok(DeviceAddressSpace::Untranslated);
-        }
-        if (state >> 10) & 3 != 0 {
-            return Ok(DeviceAddressSpace::Blocked(
-                FaultReason::ROOT_TABLE_MODE_INVALID,
-            ));
-        }
-        let context = match resolve_context(&self.memory, &self.config, state & !0xFFF, source_id) {
+        let context = match self.device_gate(source_id, Caching::Bypass) {
             Ok(context) => context,
-            Err(fault) => return Ok(DeviceAddressSpace::Blocked(fault.reason)),
+            Err(space) => return Ok(space),
         };
         match context {
             DeviceContext::PassThrough { domain_id, .. } => {

@@ -191,7 +191,7 @@ impl From<ContextFault> for Blocked {
 
 /// Whether the translate logic may use and fill the caches.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Caching {
+pub(crate) enum Caching {
     Use,
     Bypass,
 }
@@ -336,22 +336,41 @@ impl<M: GuestMemory, H: Host> Unit<M, H> {
     /// [`InvalidationEvent::ContextDomain`]: crate::InvalidationEvent::ContextDomain
     /// [`InvalidationEvent::ContextDevice`]: crate::InvalidationEvent::ContextDevice
     pub fn device_address_space(&self, source_id: SourceId) -> DeviceAddressSpace {
-        let state = self.dma_state.load(Ordering::Acquire);
-        if state & DMA_STATE_TES == 0 {
-            return DeviceAddressSpace::Untranslated;
-        }
-        if TranslationTableMode(((state >> 10) & 3) as u8) != TranslationTableMode::LEGACY {
-            return DeviceAddressSpace::Blocked(FaultReason::ROOT_TABLE_MODE_INVALID);
-        }
-        match self.device_context(state & !0xFFF, source_id) {
+        match self.device_gate(source_id, Caching::Use) {
             Ok(DeviceContext::PassThrough { domain_id, .. }) => {
                 DeviceAddressSpace::PassThrough { domain_id }
             }
             Ok(DeviceContext::Translated { domain_id, .. }) => {
                 DeviceAddressSpace::Translated { domain_id }
             }
-            Err(fault) => DeviceAddressSpace::Blocked(fault.reason),
+            Err(space) => space,
         }
+    }
+
+    /// What decides requests without PASID from `source_id` before any page is looked up:
+    /// the device's context when translation is on (legacy mode) and the context resolves,
+    /// otherwise the address space that answers every such request (untranslated, or
+    /// blocked and why). Records nothing.
+    pub(crate) fn device_gate(
+        &self,
+        source_id: SourceId,
+        caching: Caching,
+    ) -> Result<DeviceContext, DeviceAddressSpace> {
+        let state = self.dma_state.load(Ordering::Acquire);
+        if state & DMA_STATE_TES == 0 {
+            return Err(DeviceAddressSpace::Untranslated);
+        }
+        if TranslationTableMode(((state >> 10) & 3) as u8) != TranslationTableMode::LEGACY {
+            return Err(DeviceAddressSpace::Blocked(
+                FaultReason::ROOT_TABLE_MODE_INVALID,
+            ));
+        }
+        let root_table = state & !0xFFF;
+        match caching {
+            Caching::Use => self.device_context(root_table, source_id),
+            Caching::Bypass => resolve_context(&self.memory, &self.config, root_table, source_id),
+        }
+        .map_err(|fault| DeviceAddressSpace::Blocked(fault.reason))
     }
 
     /// The translate logic. With [`Caching::Use`], a walk leaves its IOTLB fill in

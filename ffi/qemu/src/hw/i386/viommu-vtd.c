@@ -176,8 +176,7 @@ static void viommu_vtd_invalidated(void *opaque,
     case VIOMMU_INVALIDATION_KIND_CONTEXT_DOMAIN:
     case VIOMMU_INVALIDATION_KIND_CONTEXT_DEVICE:
         s->contexts_changed = true;
-        viommu_vtd_notify_unmap(s, 0, s->aw_bits);
-        break;
+        /* fall through */
     case VIOMMU_INVALIDATION_KIND_IOTLB_GLOBAL:
     case VIOMMU_INVALIDATION_KIND_IOTLB_DOMAIN:
         viommu_vtd_notify_unmap(s, 0, s->aw_bits);
